@@ -1,0 +1,44 @@
+# The two commands a newcomer needs: `make run` and `make test` (see README.md).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+# The suite runs against real services; override to point elsewhere.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: run test services chromium migrate clean cluster bench
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+## Install, migrate and serve on http://$(HOST):$(PORT) (SQLite + in-memory layer unless DATABASE_URL/REDIS_URL are set).
+run: $(VENV)/.installed
+	$(PY) manage.py migrate --noinput
+	$(PY) -m mysite.serve --bind $(HOST) --port $(PORT) mysite.asgi:application
+
+## A local two-process deployment (ports CLUSTER_PORTS, default "8001 8002") on PostgreSQL and Redis; docs/DEPLOYMENT.md.
+cluster: $(VENV)/.installed services
+	PY=$(PY) scripts/run-cluster.sh
+
+## Install, make sure PostgreSQL and Redis are up, and run the whole suite against them.
+test: $(VENV)/.installed services chromium
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) REQUIRE_SERVICES=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+services:
+	scripts/ensure-services.sh
+
+## Debian's Chromium for the browser tests (installed when /usr/bin/chromium is missing).
+chromium:
+	scripts/ensure-chromium.sh
+
+## Benchmark: fan-out, latency, connection capacity; 4 server configurations in < 10 min (bench/README.md). BENCH_ARGS=--help
+bench: $(VENV)/.installed services
+	$(PY) -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) var db.sqlite3

@@ -1,0 +1,224 @@
+"""OpenAPI annotations of chat's HTTP views (drf-spectacular extensions), kept beside the other API documents.
+
+The views in chat/views.py validate input with shared serializers and return
+hand-built envelopes (`{"results", "count"}`), which drf-spectacular cannot infer.
+The extensions below replace each view, for schema generation only, with a
+subclass carrying the exact request bodies, response bodies and error responses
+of PROTOCOL.md §4. Requests are served by the original views.
+"""
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiViewExtension
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
+from rest_framework import serializers
+
+from chat.serializers import MessageSerializer, RoomSerializer, UserSerializer
+
+# --- error bodies (DRF's usual JSON) ----------------------------------------------------------
+DETAIL = inline_serializer("ErrorDetail", {"detail": serializers.CharField()})
+# A 400 is either a parse error ({"detail"}) or field errors ({"<field>": ["<message>", ...]}).
+VALIDATION_ERROR: dict[str, Any] = {
+    "description": "Invalid body or parameters: `detail`, or each invalid field with its messages.",
+    "type": "object",
+    "additionalProperties": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+    "example": {"name": ["A room with this name already exists."]},
+}
+
+
+def _errors(*codes: int) -> dict[int, OpenApiResponse]:
+    """The documented error responses among 400/401/403/404/429."""
+    known = {
+        400: OpenApiResponse(VALIDATION_ERROR, description="Invalid body or parameters."),
+        401: OpenApiResponse(DETAIL, description="No valid credentials (`Authorization: Token <key>` or a session)."),
+        403: OpenApiResponse(DETAIL, description="Authenticated but not allowed (not host, not member, not author)."),
+        404: OpenApiResponse(DETAIL, description="No such room or message."),
+        429: OpenApiResponse(
+            DETAIL,
+            description="Over the per-user message rate limit; nothing stored. The `Retry-After` header gives the seconds to wait.",
+        ),
+    }
+    return {code: known[code] for code in codes}
+
+
+# --- bodies ---------------------------------------------------------------------------------
+# Request components get a "Request" suffix (COMPONENT_SPLIT_REQUEST), and PATCH ones a "Patched" prefix.
+ROOM_NAME = inline_serializer("RoomName", {"name": serializers.CharField(min_length=1, max_length=255)})
+# A raw schema, not a serializer: drf-spectacular would make `text` optional on PATCH, but the server requires it.
+MESSAGE_TEXT: dict[str, Any] = {
+    "type": "object",
+    "required": ["text"],
+    "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 500}},
+}
+MESSAGE_POST = inline_serializer(
+    "MessageCreate",
+    {
+        "text": serializers.CharField(min_length=1, max_length=500),
+        "client_id": serializers.CharField(
+            min_length=1, max_length=64, required=False, allow_null=True,
+            help_text="Idempotency key: a repeat returns the first message (200) and stores nothing.",
+        ),
+    },
+)
+ROOM_PAGE = inline_serializer(
+    "RoomPage", {"results": RoomSerializer(many=True), "count": serializers.IntegerField(min_value=0)}
+)
+MESSAGE_PAGE = inline_serializer(
+    "MessagePage",
+    {"results": MessageSerializer(many=True, help_text="Ascending by seq."), "has_more": serializers.BooleanField()},
+)
+CREDENTIALS = inline_serializer(
+    "Credentials", {"username": serializers.CharField(max_length=150), "password": serializers.CharField(max_length=128)}
+)
+TOKEN = inline_serializer("Token", {"token": serializers.CharField()})
+
+
+class RegisterViewSchema(OpenApiViewExtension):
+    """POST /api/auth/register/: 201 User."""
+
+    target_class = "chat.views.RegisterView"
+
+    def view_replacement(self) -> Any:
+        class Fixed(self.target_class):  # type: ignore[name-defined,misc]
+            @extend_schema(
+                summary="Create an account",
+                request=CREDENTIALS,
+                responses={201: UserSerializer, **_errors(400)},
+                auth=[],
+            )
+            def post(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+                return super().post(request, *args, **kwargs)
+
+        return Fixed
+
+
+class ObtainTokenSchema(OpenApiViewExtension):
+    """POST /api/auth/token/: the user's API token."""
+
+    target_class = "rest_framework.authtoken.views.ObtainAuthToken"
+    priority = 1  # over drf-spectacular's own extension for this view
+
+    def view_replacement(self) -> Any:
+        class Fixed(self.target_class):  # type: ignore[name-defined,misc]
+            @extend_schema(
+                summary="Get your API token",
+                description="Send it as `Authorization: Token <key>` over HTTP, and on the WebSocket handshake "
+                "(header, or `?token=<key>`).",
+                request=CREDENTIALS,
+                responses={200: TOKEN, **_errors(400)},
+                auth=[],
+                tags=["auth"],
+            )
+            def post(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+                return super().post(request, *args, **kwargs)
+
+        return Fixed
+
+
+class MeViewSchema(OpenApiViewExtension):
+    """GET /api/users/me/."""
+
+    target_class = "chat.views.MeView"
+
+    def view_replacement(self) -> Any:
+        return extend_schema_view(get=extend_schema(summary="The authenticated user", responses={200: UserSerializer, **_errors(401)}))(
+            self.target_class
+        )
+
+
+class RoomViewSetSchema(OpenApiViewExtension):
+    """/api/rooms/ and its detail, join, leave and messages routes."""
+
+    target_class = "chat.views.RoomViewSet"
+
+    def view_replacement(self) -> Any:
+        return extend_schema_view(
+            list=extend_schema(summary="List rooms (exact name filter, pages)", responses={200: ROOM_PAGE, **_errors(400, 401)}),
+            create=extend_schema(
+                summary="Create a room (you are its host and first member)",
+                request=ROOM_NAME,
+                responses={201: RoomSerializer, **_errors(400, 401)},
+            ),
+            retrieve=extend_schema(summary="One room", responses={200: RoomSerializer, **_errors(400, 401, 404)}),
+            partial_update=extend_schema(
+                summary="Rename a room (host only)",
+                request=ROOM_NAME,
+                responses={200: RoomSerializer, **_errors(400, 401, 403, 404)},
+            ),
+            destroy=extend_schema(
+                summary="Delete a room and its messages (host only)",
+                responses={204: OpenApiResponse(description="Deleted."), **_errors(400, 401, 403, 404)},
+            ),
+            join=extend_schema(
+                summary="Become a member (membership only, no presence)",
+                request=None,
+                responses={200: RoomSerializer, **_errors(400, 401, 404)},
+            ),
+            leave=extend_schema(
+                summary="End your membership",
+                request=None,
+                responses={204: OpenApiResponse(description="Left."), **_errors(400, 401, 403, 404)},
+            ),
+            messages=[
+                extend_schema(
+                    methods=["GET"],
+                    summary="A page of the room's history, ascending by seq",
+                    description="With `after_seq`: the first `limit` messages after it. With `before_seq`, or neither: "
+                    "the last `limit` before it. Not both.",
+                    responses={200: MESSAGE_PAGE, **_errors(400, 401, 404)},
+                ),
+                extend_schema(
+                    methods=["POST"],
+                    summary="Post a message (members only)",
+                    description="201 when stored; 200 with the first message when `client_id` repeats one you already "
+                    "used in this room. WebSocket subscribers get a `create` event. Rate limited per user.",
+                    request=MESSAGE_POST,
+                    responses={
+                        201: MessageSerializer,
+                        200: OpenApiResponse(MessageSerializer, description="A repeated client_id: the message stored the first time."),
+                        **_errors(400, 401, 403, 404, 429),
+                    },
+                    examples=[OpenApiExample("message", value={"text": "hello", "client_id": "6f1c2a"}, request_only=True)],
+                ),
+            ],
+        )(self.target_class)
+
+
+class MessageViewSetSchema(OpenApiViewExtension):
+    """/api/messages/{id}/: edit or delete one message."""
+
+    target_class = "chat.views.MessageViewSet"
+
+    def view_replacement(self) -> Any:
+        return extend_schema_view(
+            partial_update=extend_schema(
+                summary="Edit a message's text (author only)",
+                request={"application/json": MESSAGE_TEXT},
+                responses={200: MessageSerializer, **_errors(400, 401, 403, 404)},
+            ),
+            destroy=extend_schema(
+                summary="Delete a message (author or room host)",
+                responses={204: OpenApiResponse(description="Deleted."), **_errors(400, 401, 403, 404)},
+            ),
+        )(self.target_class)
+
+
+# Response objects that must not grow fields silently (PROTOCOL.md §1: "Nothing else").
+STRICT_COMPONENTS = ("User", "Room", "Message", "RoomPage", "MessagePage", "Token", "ErrorDetail")
+
+
+# drf-spectacular always wraps a `list` action's body in an array; ours answers one page object.
+PAGE_OPERATIONS = (("/api/rooms/", "get"),)
+
+
+def finish_schema(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """Postprocessing hook: unwrap page bodies, and forbid undocumented fields so schema checks catch drift."""
+    for path, method in PAGE_OPERATIONS:
+        content = result["paths"][path][method]["responses"]["200"]["content"]["application/json"]
+        if content["schema"].get("type") == "array":
+            content["schema"] = content["schema"]["items"]
+    schemas = result.get("components", {}).get("schemas", {})
+    for name in STRICT_COMPONENTS:
+        if name in schemas:
+            schemas[name]["additionalProperties"] = False
+    return result

@@ -1,0 +1,142 @@
+"""`python -m bench`: measure the chat server's fan-out, latency and connection capacity (see bench/README.md)."""
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from bench.client import Options
+from bench.report import finish, plot, table, write_json
+from bench.run import run
+from bench.scenarios import Plan
+from bench.server import ServerConfig
+
+# The standard set (`make bench`): the default deployment measured in full, then the comparisons
+# (core layer, uvicorn, two processes) on the one-room scenarios only, all within STANDARD_BUDGET_S.
+STANDARD_CONFIGS = "daphne-pubsub-1,daphne-core-1,uvicorn-pubsub-1,daphne-pubsub-2"
+STANDARD_BUDGET_S = 540.0
+HERE = Path(__file__).resolve().parent
+
+
+def ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument(
+        "--configs", default=STANDARD_CONFIGS, help="comma-separated <daphne|uvicorn>-<core|pubsub>-<processes> (default: %(default)s)"
+    )
+    p.add_argument(
+        "--full-first-only",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run idle and many-rooms only on the first configuration (default: on)",
+    )
+    p.add_argument(
+        "--compare-subscribers",
+        type=ints,
+        default=[100, 1000],
+        help="one-room sizes for the configurations after the first (default: 100,1000)",
+    )
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=STANDARD_BUDGET_S,
+        help="seconds the whole run may take; what no longer fits is skipped and says so (default: %(default)s)",
+    )
+    p.add_argument("--scenarios", default="idle,room,rooms", help="any of idle,room,rooms (default: %(default)s)")
+    p.add_argument("--subscribers", type=ints, default=[10, 100, 1000], help="one-room sizes (default: 10,100,1000)")
+    p.add_argument(
+        "--burst-frames",
+        type=int,
+        default=100_000,
+        help="burst size in delivered frames; messages = this / subscribers (default: %(default)s)",
+    )
+    p.add_argument("--burst-min-messages", type=int, default=20)
+    p.add_argument("--burst-max-messages", type=int, default=5_000)
+    p.add_argument("--burst-seconds", type=float, default=10.0, help="time bound of a burst's sending")
+    p.add_argument("--window", type=int, default=16, help="outstanding create_message requests in a burst")
+    p.add_argument("--rate", type=float, default=50.0, help="fixed-rate phase: messages per second")
+    p.add_argument("--rate-subscribers", type=ints, default=[100, 1000], help="room sizes with a fixed-rate phase")
+    p.add_argument("--rate-seconds", type=float, default=5.0)
+    p.add_argument("--rooms", type=int, default=100)
+    p.add_argument("--room-users", type=int, default=10)
+    p.add_argument("--room-user-rate", type=float, default=1.0, help="messages per second per user (many rooms)")
+    p.add_argument("--rooms-seconds", type=float, default=10.0)
+    p.add_argument("--idle", type=int, default=10_000, help="idle authenticated connections")
+    p.add_argument("--no-join", dest="join", action="store_false", help="subscribers only subscribe, no join_room")
+    p.add_argument("--workers", type=int, default=2, help="client worker processes")
+    p.add_argument("--connect-concurrency", type=int, default=100, help="handshakes in flight per worker")
+    p.add_argument("--connect-retries", type=int, default=2, help="reconnects of a client whose handshake failed")
+    p.add_argument("--connect-timeout", type=float, default=120.0, help="bound of a connect/join phase (s)")
+    p.add_argument("--drain-timeout", type=float, default=60.0, help="bound of waiting for deliveries (s)")
+    p.add_argument("--drain-idle-timeout", type=float, default=10.0, help="give up after this long without progress")
+    p.add_argument("--auth", choices=["header", "query"], default="header", help="token as header or ?token=")
+    p.add_argument("--message-size", type=int, default=100, help="message text length (<= 500)")
+    p.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"))
+    p.add_argument("--database", default=os.environ.get("BENCH_DATABASE", "bench"))
+    p.add_argument("--keep-db", action="store_true", help="reuse the database instead of recreating it")
+    p.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4"))
+    p.add_argument("--out", type=Path, default=HERE / "results", help="directory for JSON, plots and server logs")
+    p.add_argument(
+        "--source", type=Path, default=None, help="serve the project in this directory instead of this checkout (e.g. an exported commit)"
+    )
+    p.add_argument("--no-plots", dest="plots", action="store_false")
+    p.add_argument("--smoke", action="store_true", help="a tiny run of every scenario (seconds), for tests")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    configs = [ServerConfig.parse(c) for c in args.configs.split(",") if c.strip()]
+    # Only ever loopback: this tool opens thousands of connections as fast as it can (servers bind 127.0.0.1).
+    for url in (args.postgres_url, args.redis_url):
+        if urlsplit(url).hostname not in {"127.0.0.1", "localhost"}:
+            raise SystemExit(f"bench only targets 127.0.0.1, not {urlsplit(url).hostname}")
+    plan = Plan(
+        room_subscribers=args.subscribers, compare_subscribers=args.compare_subscribers, burst_frames=args.burst_frames,
+        burst_min_messages=args.burst_min_messages,
+        burst_max_messages=args.burst_max_messages, burst_seconds=args.burst_seconds, window=args.window,
+        rate=args.rate, rate_subscribers=args.rate_subscribers, rate_seconds=args.rate_seconds, rooms=args.rooms,
+        room_users=args.room_users, room_user_rate=args.room_user_rate, rooms_seconds=args.rooms_seconds,
+        idle=args.idle, join=args.join, connect_timeout=args.connect_timeout, drain_timeout=args.drain_timeout,
+        drain_idle_timeout=args.drain_idle_timeout, workers=args.workers,
+        scenarios=tuple(s.strip() for s in args.scenarios.split(",") if s.strip()),
+    )  # fmt: skip
+    if args.smoke:
+        plan = Plan(room_subscribers=[3], burst_frames=15, burst_min_messages=5, burst_max_messages=5,
+                    burst_seconds=5, window=4, rate=10, rate_subscribers=[3], rate_seconds=0.5, rooms=2,
+                    room_users=2, room_user_rate=2, rooms_seconds=1, idle=5, connect_timeout=30, drain_timeout=15,
+                    drain_idle_timeout=5, workers=2, scenarios=plan.scenarios, join=plan.join)  # fmt: skip
+    options = Options(
+        auth=args.auth, message_size=args.message_size, connect_concurrency=args.connect_concurrency, connect_retries=args.connect_retries
+    )
+    command = "python -m bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def checkpoint(partial: dict) -> None:
+        write_json(finish(partial), args.out / f"{partial['meta']['run_id']}.json")
+
+    document = run(configs=configs, plan=plan, options=options, postgres_url=args.postgres_url,
+                   database=args.database, redis_url=args.redis_url, fresh_db=not args.keep_db, out_dir=args.out,
+                   command=command.strip(), full_first_only=args.full_first_only,
+                   source=args.source.resolve() if args.source else None, budget=args.budget, checkpoint=checkpoint)  # fmt: skip
+    document = finish(document)
+    stem = args.out / document["meta"]["run_id"]
+    write_json(document, stem.with_suffix(".json"))
+    written = [stem.with_suffix(".json")]
+    if args.plots:
+        written += plot(document, stem)
+    print(table(document))
+    for name, checks in document["targets"].items():
+        for c in checks:
+            print(f"{'PASS' if c['ok'] else 'FAIL'}  {name}: {c['target']} (measured: {c['value']})")
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

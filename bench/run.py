@@ -1,0 +1,199 @@
+"""One benchmark run: prepare the database, then for each configuration start its servers and run the scenarios."""
+
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from bench.client import Options
+from bench.scenarios import Context, Plan, run_scenario
+from bench.server import (
+    REPORTED_ENV,
+    ROOT,
+    ServerConfig,
+    ServerGroup,
+    drop_redis_keys,
+    lock_database,
+    prepare_database,
+    raise_nofile_limit,
+    server_env,
+)
+from bench.users import register_users
+
+# Seconds kept for writing the result and plots; a configuration or scenario starts only with this much left.
+FINISH_RESERVE_S = 10.0
+MIN_CONFIG_S = 30.0
+MIN_SCENARIO_S = 15.0
+
+
+def run(
+    *, configs: list[ServerConfig], plan: Plan, options: Options, postgres_url: str, database: str, redis_url: str,
+    fresh_db: bool, out_dir: Path, command: str, full_first_only: bool = False, source: Path | None = None,
+    budget: float | None = None, checkpoint: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Measure every configuration with the plan, within `budget` seconds; return the result document.
+
+    `checkpoint` gets the document so far after every scenario, so a run cut short still leaves its figures.
+    """
+    lock = lock_database(postgres_url, database)  # the budget starts once no other run holds the database
+    started = datetime.now(UTC)
+    t0 = time.monotonic()
+    end = t0 + budget if budget else float("inf")
+    run_id = started.strftime("%Y%m%dT%H%M%SZ")
+    loadavg_start = list(os.getloadavg())
+    if loadavg_start[0] > 1.0:
+        tqdm.write(f"bench: warning: load average {loadavg_start[0]:.1f} before starting: other work skews the figures",
+                   file=sys.stderr)  # fmt: skip
+    nofile = raise_nofile_limit()
+    if "idle" in plan.scenarios and plan.idle + 100 > nofile:
+        raise SystemExit(f"open-file limit {nofile} is too low for {plan.idle} idle connections")
+    tqdm.write(f"bench: preparing database {database!r}", file=sys.stderr)
+    source = source or ROOT
+    db_url = prepare_database(postgres_url, database, fresh=fresh_db, source=source)
+    # Pub/sub channel names are global to the Redis server: a per-run prefix keeps runs and test suites apart.
+    redis_prefix = f"bench{os.getpid()}x{int(time.time())}"
+    tokens: list[str] = []
+    results: list[dict[str, Any]] = []
+
+    def document() -> dict[str, Any]:
+        finished = datetime.now(UTC)
+        return {
+            "meta": {
+                "run_id": run_id,
+                "started": started.isoformat(timespec="seconds"),
+                "finished": finished.isoformat(timespec="seconds"),
+                "duration_s": round((finished - started).total_seconds(), 1),
+                "budget_s": budget,
+                # Other work on the machine skews latency and rates (frames per server CPU-second much less).
+                "loadavg_at_start": loadavg_start,
+                "loadavg_at_end": list(os.getloadavg()),
+                "command": command,
+                "host": {
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "machine": platform.machine(),
+                    "kernel": platform.release(),
+                },  # fmt: skip
+                "database": database,
+                "source": str(source),
+                "source_commit": git_commit(source),
+                "plan": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(plan).items()},
+                "options": vars(options),
+                "users": len(tokens),
+            },
+            "configs": results,
+        }
+
+    for position, config in enumerate(configs):
+        scenarios, subscribers = plan.scenarios, plan.room_subscribers
+        if full_first_only and position > 0:
+            scenarios = tuple(s for s in scenarios if s == "room")
+            subscribers = plan.compare_subscribers or subscribers
+        # The first configuration is measured in full and gets half the time left; the others share the rest.
+        remaining = end - time.monotonic() - FINISH_RESERVE_S
+        share = remaining * (0.5 if position == 0 and len(configs) > 1 else 1 / (len(configs) - position))
+        config_started = time.monotonic()
+        env = server_env(config=config, database_url=db_url, redis_url=redis_url, redis_prefix=redis_prefix)
+        servers = ServerGroup(config, env, out_dir / "logs" / run_id, source=source)
+        entry: dict[str, Any] = {
+            "name": config.name, "server": config.server, "layer": config.layer, "processes": config.processes,
+            "env": {key: env[key] for key in REPORTED_ENV if key in env}, "scenarios": [],
+        }  # fmt: skip
+        results.append(entry)
+        if remaining < MIN_CONFIG_S:
+            entry["error"] = "skipped: the run's time budget is spent"
+            continue
+        tqdm.write(f"bench: {config.name}: starting {config.processes} {config.server} process(es)", file=sys.stderr)
+        try:
+            servers.start()
+        except RuntimeError as exc:
+            entry["error"] = str(exc)
+            servers.stop()
+            continue
+        try:
+            if not tokens:
+                need = max(plan.users_needed(), 1)
+                with tqdm(total=need, desc="register users", leave=False, file=sys.stderr, mininterval=0.5) as bar:
+                    tokens = register_users(f"http://127.0.0.1:{servers.ports[0]}", f"b{run_id[2:8]}{run_id[9:15]}",
+                                            need, progress=bar.update)  # fmt: skip
+            ctx = Context(servers=servers, tokens=tokens, options=options, plan=plan, tag=f"{run_id}-{config.name}",
+                          redis_url=redis_url, redis_prefix=redis_prefix)  # fmt: skip
+            ctx.deadline = min(end - FINISH_RESERVE_S, config_started + share)
+            steps: list[tuple[Any, ...]] = []
+            if "idle" in scenarios:
+                steps.append(("idle",))
+            if "room" in scenarios:
+                steps += [("room", n) for n in subscribers]
+            if "rooms" in scenarios:
+                steps.append(("rooms",))
+            config_deadline = ctx.deadline
+            for left, step in zip(range(len(steps), 0, -1), steps, strict=True):
+                # Each scenario may take up to 1.5x its even share of the time left, so one slow phase
+                # (e.g. 10,000 handshakes) cannot starve the rest.
+                now = time.monotonic()
+                ctx.deadline = config_deadline if left == 1 else min(config_deadline, now + (config_deadline - now) * 1.5 / left)
+                if ctx.remaining() < MIN_SCENARIO_S:
+                    name = f"{step[0]}-{step[1]}" if len(step) > 1 else step[0]
+                    entry["scenarios"].append({"name": name, "kind": step[0], "error": "skipped: time budget spent"})
+                    continue
+                for result in run_scenario(ctx, *step):
+                    entry["scenarios"].append(result)
+                    tqdm.write(f"bench: {config.name}: {one_line(result)}", file=sys.stderr)
+                if checkpoint:
+                    checkpoint(document())
+                if not servers.alive():
+                    entry["error"] = "a server process died: see its log"
+                    break
+            entry["layer_observed"] = observed_layer(ctx.layer_seen)
+            entry["redis_observation"] = ctx.layer_seen
+        finally:
+            servers.stop()
+            drop_redis_keys(redis_url, redis_prefix)
+    lock.close()
+    return document()
+
+
+def git_commit(source: Path) -> str | None:
+    """The commit the served tree is at, with `+dirty` when it has uncommitted changes."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=source, capture_output=True, text=True,
+                              check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=source,
+                               capture_output=True, text=True).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+def observed_layer(seen: dict[str, Any]) -> str | None:
+    """Which layer the servers really used, judged from Redis while clients were connected."""
+    if not seen:
+        return None
+    if seen.get("pubsub_channels"):
+        return "pubsub"
+    return "core" if seen.get("keys") else "unknown"
+
+
+def one_line(result: dict[str, Any]) -> str:
+    """A scenario's headline figures, for the console."""
+    if "error" in result:
+        return f"{result['name']}: FAILED {result['error']}"
+    if result["kind"] == "idle":
+        c = result["connect"]
+        return (f"{result['name']}: {c['ok']}/{c['clients']} open in {c['seconds']} s, "
+                f"{result['server_rss_per_connection_kb']} KB/conn, settle {result['leave']['settle_s']} s")  # fmt: skip
+    lat = result["latency_ms"]
+    return (
+        f"{result['name']}: {result['delivered_frames']}/{result['expected_frames']} frames, "
+        f"{result['frames_per_s']}/s, {result['frames_per_server_cpu_s']}/server-CPU-s, "
+        f"p50 {lat['p50']} p99 {lat['p99']} max {lat['max']} ms, lost {result['lost']} dup {result['duplicates']} "
+        f"ooo {result['out_of_order']} (drain: {'/'.join(result['drain_ended'])}), "
+        f"join {result['connect']['seconds']} s, settle {result['leave']['settle_s']} s"
+    )

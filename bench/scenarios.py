@@ -1,0 +1,356 @@
+"""The scenarios: one busy room (burst and fixed rate), many rooms, idle connections."""
+
+import json
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.sync.client import connect as sync_connect
+
+from bench.client import ACKED, CONNECTED, RECEIVED, ClientSpec, Options
+from bench.pool import Pool, floats
+from bench.server import ServerGroup, machine_busy_cpu_seconds, redis_observation, safe_cpu_seconds
+from bench.stats import latency_summary
+
+
+@dataclass
+class Plan:
+    """The sizes and time bounds of one run's scenarios."""
+
+    room_subscribers: list[int] = field(default_factory=lambda: [10, 100, 1000])
+    compare_subscribers: list[int] | None = None  # room sizes for the configurations after the first
+    burst_frames: int = 100_000  # messages per burst = this / subscribers (bounded below by burst_min_messages)
+    burst_min_messages: int = 20
+    burst_max_messages: int = 5_000
+    burst_seconds: float = 10.0
+    window: int = 16
+    rate: float = 50.0
+    rate_subscribers: list[int] = field(default_factory=lambda: [100, 1000])
+    rate_seconds: float = 5.0
+    rooms: int = 100
+    room_users: int = 10
+    room_user_rate: float = 1.0
+    rooms_seconds: float = 10.0
+    idle: int = 10_000
+    join: bool = True  # subscribers also join_room (presence), as a chat client does
+    connect_timeout: float = 120.0
+    drain_timeout: float = 60.0
+    drain_idle_timeout: float = 10.0
+    workers: int = 2
+    scenarios: tuple[str, ...] = ("idle", "room", "rooms")
+
+    def users_needed(self) -> int:
+        need = 0
+        if "room" in self.scenarios and self.room_subscribers:
+            need = max(need, max(self.room_subscribers) + 1)
+        if "rooms" in self.scenarios:
+            need = max(need, self.rooms * self.room_users)
+        if "idle" in self.scenarios:
+            need = max(need, min(self.idle, 1))
+        return need
+
+
+@dataclass
+class Context:
+    """What every scenario of one configuration needs."""
+
+    servers: ServerGroup
+    tokens: list[str]
+    options: Options
+    plan: Plan
+    tag: str  # unique per run and configuration, for room names
+    redis_url: str
+    redis_prefix: str
+    deadline: float = float("inf")  # time.monotonic() by which this configuration's scenarios must end
+    layer_seen: dict[str, Any] = field(default_factory=dict)
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def bound(self, seconds: float) -> float:
+        """A phase's time bound, shortened so the configuration keeps to its share of the run's budget."""
+        return max(3.0, min(seconds, self.remaining() - 5.0))
+
+    def port(self, index: int) -> int:
+        """Clients are spread round robin over the server processes, as a load balancer would."""
+        return self.servers.ports[index % len(self.servers.ports)]
+
+
+def create_rooms(ctx: Context, host_token: str, names: list[str]) -> list[int]:
+    """Create rooms over the WebSocket API (`create`) as their host would, returning their pks."""
+    pks = []
+    url = f"ws://127.0.0.1:{ctx.port(0)}/ws/chat/room/"
+    with sync_connect(url, additional_headers={"Authorization": f"Token {host_token}"}, compression=None,
+                      max_size=2**24, open_timeout=30) as ws:  # fmt: skip
+        for i, name in enumerate(names):
+            ws.send(json.dumps({"action": "create", "request_id": i, "data": {"name": name}}))
+            while True:
+                frame = json.loads(ws.recv(timeout=30))
+                if frame.get("request_id") == i and "response_status" in frame:
+                    break
+            if frame["response_status"] != 201:
+                raise RuntimeError(f"create room answered {frame['response_status']}: {frame.get('errors')}")
+            pks.append(frame["data"]["pk"])
+    return pks
+
+
+class Measurement:
+    """CPU time over one phase: the servers', our clients', and the rest of the machine's (Redis, PostgreSQL,
+    anything else running: a large `rest` means the figures were taken on a busy machine)."""
+
+    def __init__(self, servers: ServerGroup, pool: Pool | None = None) -> None:
+        self.servers = servers
+        self.client_pids = [proc.pid for proc in pool.procs] if pool else []
+        self.server0 = servers.cpu_seconds()
+        self.client0 = safe_cpu_seconds(self.client_pids)
+        self.machine0 = machine_busy_cpu_seconds()
+        self.t0 = time.monotonic()
+
+    def done(self) -> tuple[float, float]:
+        """Server CPU seconds and wall seconds since the start."""
+        self.server = self.servers.cpu_seconds() - self.server0
+        self.client = safe_cpu_seconds(self.client_pids) - self.client0
+        self.machine = machine_busy_cpu_seconds() - self.machine0
+        self.wall = time.monotonic() - self.t0
+        return self.server, self.wall
+
+    def breakdown(self) -> dict[str, float]:
+        return {
+            "wall_s": round(self.wall, 3),
+            "server_cpu_s": round(self.server, 3),
+            "client_cpu_s": round(self.client, 3),
+            "rest_of_machine_cpu_s": round(max(0.0, self.machine - self.server - self.client), 3),
+            "machine_busy_share": round(self.machine / self.wall / (os.cpu_count() or 1), 3) if self.wall else None,
+        }
+
+
+def connect_phase(ctx: Context, pool: Pool, total: int, desc: str) -> dict[str, Any]:
+    """Open, join and subscribe every client; return timing, failures and server cost."""
+    rss0 = ctx.servers.rss_bytes()
+    meter = Measurement(ctx.servers, pool)
+    bound = ctx.bound(ctx.plan.connect_timeout)
+    replies = pool.call("connect", {"deadline_in": bound}, timeout=bound + 30, desc=desc, total=total, slot=CONNECTED)
+    cpu, wall = meter.done()
+    if not ctx.layer_seen and replies and sum(r["ok"] for r in replies):
+        # While clients are connected, Redis shows which channel layer the servers really use.
+        ctx.layer_seen.update(redis_observation(ctx.redis_url, ctx.redis_prefix))
+    errors: Counter = Counter()
+    for reply in replies:
+        errors.update(reply["errors"])
+    ok = sum(r["ok"] for r in replies)
+    rss1 = ctx.servers.rss_bytes()
+    return {
+        "clients": total,
+        "ok": ok,
+        "complete": ok == total,
+        "posters": sum(r["posters"] for r in replies),
+        "subscribers": sum(r["subscribers"] for r in replies),
+        "failed": sum(r["failed"] for r in replies),
+        "errors": dict(errors),
+        "retries": sum(r["retries"] for r in replies),
+        "retried_errors": dict(sum((Counter(r["retried_errors"]) for r in replies), Counter())),
+        "seconds": round(wall, 3),
+        "server_cpu_s": round(cpu, 3),
+        "cpu": meter.breakdown(),
+        "server_rss_before_mb": round(rss0 / 2**20, 1),
+        "server_rss_after_mb": round(rss1 / 2**20, 1),
+        "server_rss_per_connection_kb": round((rss1 - rss0) / ok / 1024, 1) if ok else None,
+    }
+
+
+def leave_phase(ctx: Context, pool: Pool) -> dict[str, Any]:
+    """Close every client, then time how long the servers take to go quiet."""
+    replies = pool.call("close", {}, timeout=ctx.bound(ctx.plan.connect_timeout) + 30, desc="")
+    settle = ctx.servers.settle(limit=max(2.0, min(30.0, ctx.remaining())))
+    return {"seconds": round(max(r["seconds"] for r in replies), 3), "settle_s": round(settle, 2)}
+
+
+def post_phase(
+    ctx: Context, pool: Pool, post: dict[str, Any], *, expected_before: Counter, lost_before: int, receivers: int,
+    expected_messages: int, label: str,
+) -> tuple[dict[str, Any], int]:  # fmt: skip
+    """Send as `post` says, wait for delivery, and measure; `expected_before` (cumulative acks) is updated."""
+    plan = ctx.plan
+    send_bound = ctx.bound(post.get("duration", plan.burst_seconds))
+    redis0 = redis_observation(ctx.redis_url, ctx.redis_prefix)["redis_cpu_s"]
+    meter = Measurement(ctx.servers, pool)
+    post = dict(post, ack_grace=ctx.bound(plan.drain_timeout))
+    posted = pool.call("post", {"post": post, "deadline_in": send_bound}, timeout=send_bound + post["ack_grace"] + 30,
+                       desc=f"{label} send", total=expected_messages, slot=ACKED)  # fmt: skip
+    for reply in posted:
+        expected_before.update({int(room): n for room, n in reply["acked"].items()})
+    acked = sum(sum(r["acked"].values()) for r in posted)
+    # A progress estimate; the workers count exactly: every acknowledged message of its room, per subscriber.
+    estimated_frames = acked * receivers
+    drain_bound = ctx.bound(plan.drain_timeout)
+    drained = pool.call(
+        "drain",
+        {"expected": dict(expected_before), "timeout": drain_bound, "idle_timeout": plan.drain_idle_timeout},
+        timeout=drain_bound + 30, desc=f"{label} deliver", total=estimated_frames, slot=RECEIVED,
+    )  # fmt: skip
+    cpu, _ = meter.done()
+    redis_cpu = redis_observation(ctx.redis_url, ctx.redis_prefix)["redis_cpu_s"] - redis0
+    statuses: Counter = Counter()
+    for reply in posted:
+        statuses.update(reply["statuses"])
+    delivered = sum(r["delivered"] for r in drained)
+    expected_frames = sum(r["expected"] for r in drained)
+    lost_total = sum(r["lost"] for r in drained)
+    first_send = min(r["first_send"] for r in posted)
+    last_receive = max((r["last_receive"] for r in drained if r["last_receive"]), default=None)
+    span = (last_receive - first_send) if last_receive else None
+    last_ack = max(r["last_ack"] for r in posted)
+    return {
+        "messages_sent": sum(statuses.values()),
+        "messages_acked": acked,
+        "response_statuses": dict(statuses),
+        "send_seconds": round(last_ack - first_send, 3),
+        "messages_per_s": round(acked / (last_ack - first_send), 1) if last_ack > first_send else None,
+        "expected_frames": expected_frames,
+        "delivered_frames": delivered,
+        "lost": lost_total - lost_before,
+        # "deadline": the time bound cut the wait while messages were still arriving (an overloaded server),
+        # so `lost` counts messages not delivered in time; "no progress": nothing arrived for a while.
+        "drain_ended": sorted({r["drain_ended"] for r in drained}),
+        "unexpected": sum(r["unexpected"] for r in drained),
+        "stale_deliveries": sum(r["stale"] for r in drained),
+        # Requests answered after the bench stopped waiting may still be delivered: then `lost` can be too low.
+        "lost_is_lower_bound": bool(statuses.get("unanswered")),
+        "duplicates": sum(r["duplicates"] for r in drained),
+        "out_of_order": sum(r["out_of_order"] for r in drained),
+        "closed_by_server": sum(r["closed_by_server"] for r in drained),
+        "other_frames": sum(r["other_frames"] for r in drained),
+        "seconds": round(span, 3) if span else None,
+        "frames_per_s": round(delivered / span, 1) if span else None,
+        "server_cpu_s": round(cpu, 3),
+        "frames_per_server_cpu_s": round(delivered / cpu, 1) if cpu > 0 else None,
+        "redis_cpu_s": round(redis_cpu, 3),
+        "cpu": meter.breakdown(),
+        "latency_ms": latency_summary(floats([r["latencies_ms"] for r in drained])),
+        "ack_latency_ms": latency_summary(floats([r["ack_latencies_ms"] for r in posted])),
+        "_latencies": floats([r["latencies_ms"] for r in drained]),
+    }, lost_total
+
+
+def scenario_room(ctx: Context, subscribers: int) -> list[dict[str, Any]]:
+    """One room with N subscribers: joining, a fixed-rate phase (if planned), a burst, then leaving."""
+    plan = ctx.plan
+    sender_token, subscriber_tokens = ctx.tokens[0], ctx.tokens[1 : subscribers + 1]
+    (room,) = create_rooms(ctx, sender_token, [f"{ctx.tag}-room-{subscribers}"])
+    specs = [ClientSpec(index=0, token=sender_token, port=ctx.port(0), room=room, join=True, poster=True)]
+    specs += [
+        ClientSpec(index=i, token=token, port=ctx.port(i), room=room, join=plan.join, subscribe=True)
+        for i, token in enumerate(subscriber_tokens, start=1)
+    ]
+    results: list[dict[str, Any]] = []
+    base = {"subscribers": subscribers, "room_users": subscribers + 1, "join": plan.join}
+    pool = Pool(specs, ctx.options, plan.workers)
+    try:
+        connect = connect_phase(ctx, pool, len(specs), f"room-{subscribers} join")
+        if not connect["posters"] or not connect["subscribers"]:
+            raise RuntimeError(f"only {connect['ok']} of {len(specs)} clients connected: {connect['errors']}")
+        # With a partial join (see connect.complete) the room is measured with the subscribers that made it.
+        receivers = connect["subscribers"]
+        expected: Counter = Counter()
+        lost = 0
+        if subscribers in plan.rate_subscribers:
+            post = {"mode": "rate", "rate": plan.rate, "duration": plan.rate_seconds}
+            label = f"rate-{subscribers}"
+            measured, lost = post_phase(ctx, pool, post, expected_before=expected, lost_before=lost,
+                                        receivers=receivers, expected_messages=int(plan.rate * plan.rate_seconds),
+                                        label=label)  # fmt: skip
+            results.append({"name": label, "kind": "rate", **base, "rate": plan.rate, "connect": connect, **measured})
+        count = max(plan.burst_min_messages, min(plan.burst_max_messages, plan.burst_frames // max(1, subscribers)))
+        post = {"mode": "window", "count": count, "window": plan.window}
+        label = f"burst-{subscribers}"
+        measured, lost = post_phase(ctx, pool, post, expected_before=expected, lost_before=lost, receivers=receivers,
+                                    expected_messages=count, label=label)  # fmt: skip
+        results.append({"name": label, "kind": "burst", **base, "window": plan.window, "connect": connect, **measured})
+        leave = leave_phase(ctx, pool)
+        for result in results:
+            result["leave"] = leave
+    finally:
+        pool.close()
+    return results
+
+
+def scenario_rooms(ctx: Context) -> list[dict[str, Any]]:
+    """Many rooms: R rooms of U users, every user subscribed to its room and posting at a fixed rate."""
+    plan = ctx.plan
+    hosts = [ctx.tokens[r * plan.room_users] for r in range(plan.rooms)]
+    names = [f"{ctx.tag}-rooms-{r}" for r in range(plan.rooms)]
+    # One host creates every room: creating is not what this scenario measures.
+    rooms = create_rooms(ctx, hosts[0], names)
+    specs = [
+        ClientSpec(index=i, token=ctx.tokens[i], port=ctx.port(i), room=rooms[i // plan.room_users], join=True,
+                   subscribe=True, poster=True)
+        for i in range(plan.rooms * plan.room_users)
+    ]  # fmt: skip
+    pool = Pool(specs, ctx.options, plan.workers)
+    name = f"rooms-{plan.rooms}x{plan.room_users}"
+    try:
+        connect = connect_phase(ctx, pool, len(specs), f"{name} join")
+        if not connect["posters"]:
+            raise RuntimeError(f"only {connect['ok']} of {len(specs)} clients connected: {connect['errors']}")
+        post = {"mode": "rate", "rate": plan.room_user_rate, "duration": plan.rooms_seconds}
+        expected_messages = int(plan.room_user_rate * plan.rooms_seconds * len(specs))
+        measured, _ = post_phase(ctx, pool, post, expected_before=Counter(), lost_before=0,
+                                 receivers=plan.room_users, expected_messages=expected_messages, label=name)  # fmt: skip
+        leave = leave_phase(ctx, pool)
+    finally:
+        pool.close()
+    return [{"name": name, "kind": "rooms", "rooms": plan.rooms, "users_per_room": plan.room_users,
+             "rate_per_user": plan.room_user_rate, "connect": connect, "leave": leave, **measured}]  # fmt: skip
+
+
+def scenario_idle(ctx: Context) -> list[dict[str, Any]]:
+    """N idle authenticated connections: time to open them and the server memory each costs."""
+    plan = ctx.plan
+    # A few connections first, so one-off costs (imports, caches, pools) stay out of the per-connection figure.
+    warmup = [ClientSpec(index=i, token=ctx.tokens[i % len(ctx.tokens)], port=ctx.port(i)) for i in range(20)]
+    pool = Pool(warmup, ctx.options, 1)
+    try:
+        pool.call("connect", {"deadline_in": ctx.bound(30)}, timeout=ctx.bound(30) + 30)
+        pool.call("close", {}, timeout=ctx.bound(30) + 30)
+    finally:
+        pool.close()
+    ctx.servers.settle()
+    # Fewer users than connections: each user then holds several connections, each authenticated on its own.
+    specs = [ClientSpec(index=i, token=ctx.tokens[i % len(ctx.tokens)], port=ctx.port(i)) for i in range(plan.idle)]
+    pool = Pool(specs, ctx.options, plan.workers)
+    try:
+        connect = connect_phase(ctx, pool, len(specs), f"idle-{plan.idle} open")
+        time.sleep(1.0)  # let the servers finish what the handshakes started before reading memory again
+        rss = ctx.servers.rss_bytes()
+        held_kb = (rss / 1024 - connect["server_rss_before_mb"] * 1024) / connect["ok"] if connect["ok"] else None
+        leave = leave_phase(ctx, pool)
+    finally:
+        pool.close()
+    return [{
+        "name": f"idle-{plan.idle}", "kind": "idle", "connections": plan.idle,
+        "users": min(plan.idle, len(ctx.tokens)), "connect": connect,
+        "opened_per_s": round(connect["ok"] / connect["seconds"], 1) if connect["seconds"] else None,
+        "server_rss_per_connection_kb": round(held_kb, 1) if held_kb is not None else None,
+        "leave": leave,
+    }]  # fmt: skip
+
+
+def run_scenario(ctx: Context, kind: str, *args: Any) -> list[dict[str, Any]]:
+    """Run one scenario; a failure or timeout is recorded in the result, never aborts the run."""
+    name = f"{kind}-{args[0]}" if args else kind
+    started = time.monotonic()
+    try:
+        if kind == "room":
+            results = scenario_room(ctx, *args)
+        elif kind == "rooms":
+            results = scenario_rooms(ctx)
+        else:
+            results = scenario_idle(ctx)
+    except Exception as exc:  # a broken scenario is a result too; the run goes on
+        results = [{"name": name, "kind": kind, "error": f"{type(exc).__name__}: {exc}"}]
+    for result in results:
+        result["wall_s"] = round(time.monotonic() - started, 1)
+        result["server_alive"] = ctx.servers.alive()
+    return results

@@ -1,0 +1,34 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
+
+from chat import services
+from chat.models import Message, Room, User
+
+admin.site.register(User, UserAdmin)
+
+
+@admin.register(Room)
+class RoomAdmin(admin.ModelAdmin):
+    """Rooms, searchable by name."""
+
+    list_display = ["pk", "name", "host", "last_seq", "created_at"]
+    search_fields = ["name"]
+    raw_id_fields = ["host", "members"]
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    """Messages; read-only numbering, since seq is assigned by chat.services."""
+
+    list_display = ["pk", "room", "seq", "user", "text", "created_at", "edited_at"]
+    list_filter = ["room"]
+    raw_id_fields = ["room", "user"]
+    readonly_fields = ["seq"]
+
+    def save_model(self, request, obj: Message, form, change: bool) -> None:  # type: ignore[no-untyped-def]
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        # New messages take the room's next seq the same way the API's do.
+        stored, _ = services.message_store(room_id=obj.room_id, author=obj.user, text=obj.text, client_id=obj.client_id)
+        obj.pk, obj.seq, obj.created_at = stored.pk, stored.seq, stored.created_at

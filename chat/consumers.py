@@ -1,0 +1,454 @@
+"""The WebSocket room API (PROTOCOL.md §2): a DCRF consumer over chat.services and chat.selectors.
+
+Request/response actions are sync DCRF actions (run in a worker thread) that
+validate parameters with the shared serializers, call one service or selector and
+return serialized data. Actions that also subscribe to groups or push events are
+async and reach the database only through `database_sync_to_async`.
+"""
+
+import json
+import logging
+import time
+from typing import Any
+
+from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
+from django.http import Http404
+from djangochannelsrestframework.decorators import action
+from djangochannelsrestframework.generics import GenericAsyncAPIConsumer
+from djangochannelsrestframework.permissions import IsAuthenticated
+from rest_framework.exceptions import APIException, MethodNotAllowed
+
+from chat import groups, metrics, realtime, selectors, services
+from chat.exceptions import NotPresent, NotSubscribed, RateLimited
+from chat.logging import log_event
+from chat.models import Message, Room
+from chat.observers import MessageObserver, fanout_observer
+from chat.serializers import (
+    MessageHistoryParamsSerializer,
+    MessageParamsSerializer,
+    MessageSerializer,
+    PkParamSerializer,
+    RoomListParamsSerializer,
+    RoomParamSerializer,
+    RoomSerializer,
+    SubscribeParamsSerializer,
+    UserSerializer,
+    validate,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_FRAME_BYTES = 64 * 1024
+REPLAY_BATCH = 200
+CLOSE_AUTH_REVOKED = 4401
+
+Status = tuple[Any, int]
+
+
+def _request_id_is_valid(request_id: Any) -> bool:
+    return request_id is None or (isinstance(request_id, (str, int, float)) and not isinstance(request_id, bool))
+
+
+def message_push(action: str, request_id: Any, pk: int, data_json: str) -> str:
+    """A message-stream push frame around already encoded message JSON."""
+    return f'{{"action": "{action}", "request_id": {json.dumps(request_id)}, "pk": {pk}, "data": {data_json}}}'
+
+
+@database_sync_to_async
+def _enter_room(channel_name: str, room_id: int, user: Any) -> tuple[bool, dict[str, Any]]:
+    """Be present in the room on this connection; whether presence changed, and the Room that includes the caller."""
+    changed = services.presence_enter(channel_name=channel_name, room_id=room_id, user=user)
+    return changed, RoomSerializer(selectors.room_get(pk=room_id)).data
+
+
+@database_sync_to_async
+def _history_json(room_id: int, after_seq: int, before_seq: int | None = None) -> tuple[list[dict[str, Any]], bool]:
+    messages, has_more = selectors.message_history(room_id=room_id, after_seq=after_seq, before_seq=before_seq, limit=REPLAY_BATCH)
+    return MessageSerializer(messages, many=True).data, has_more
+
+
+@database_sync_to_async
+def _online_users_json() -> list[dict[str, Any]]:
+    return UserSerializer(selectors.online_users(), many=True).data
+
+
+class RoomConsumer(GenericAsyncAPIConsumer):
+    """One authenticated connection: any number of rooms, subscriptions and presences."""
+
+    permission_classes = (IsAuthenticated,)
+    serializer_class = RoomSerializer
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user: Any = None
+        self.present_rooms: set[int] = set()
+        self.last_joined_room: int | None = None
+        # (room, request_id) -> seq of the last `create` this subscription received.
+        self.message_subscriptions: dict[tuple[int, Any], int] = {}
+        self.instance_subscriptions: set[tuple[int, Any]] = set()
+        self.online_users_request_ids: set[Any] = set()
+        self.opened_at = time.monotonic()
+
+    # --- connection lifecycle -------------------------------------------------------
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated or not user.is_active:
+            metrics.connection_refused()
+            log_event(logger, "ws.refused", auth="token" if self.scope.get("auth_token") else "session")
+            await self.close()  # before accept: the handshake is refused with HTTP 403
+            return
+        self.user = user
+        went_online = await database_sync_to_async(services.connection_open)(
+            channel_name=self.channel_name, user=user, server_id=realtime.SERVER_ID
+        )
+        await self.add_group(groups.user_group(user.pk))
+        await self.accept()
+        metrics.connection_accepted()
+        log_event(logger, "ws.connect", user_id=user.pk)
+        realtime.ensure_heartbeat()
+        if went_online:
+            await realtime.push_user_status([UserSerializer(user).data], online=True)
+
+    async def disconnect(self, code: int) -> None:
+        if self.user is None:
+            return
+        metrics.connection_closed(code)
+        duration_ms = round((time.monotonic() - self.opened_at) * 1000)
+        log_event(logger, "ws.disconnect", user_id=self.user.pk, close_code=code, duration_ms=duration_ms)
+        await realtime.forget_connection(self.channel_name)
+
+    # --- frames ------------------------------------------------------------------------
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels' dispatch first hops to the shared sync thread to close stale database
+        # connections, for every frame and every event: that serialises fan-out across all
+        # consumers. Our database work goes through database_sync_to_async, which does it.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        """Decode one frame; any bad frame gets a 400/413 response and the connection stays usable."""
+        if text_data is None:
+            await self.reply(action=None, status=400, errors=["Binary frames are not supported: send JSON text."])
+            return
+        if len(text_data) > MAX_FRAME_BYTES or len(text_data.encode("utf-8", "surrogatepass")) > MAX_FRAME_BYTES:
+            await self.reply(action=None, status=413, errors=[f"Frame too large: the limit is {MAX_FRAME_BYTES} bytes."])
+            return
+        try:
+            content = json.loads(text_data)
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
+            await self.reply(action=None, status=400, errors=["Invalid JSON."])
+            return
+        if not isinstance(content, dict):
+            await self.reply(action=None, status=400, errors=["A frame must be a JSON object."])
+            return
+        request_id = content.pop("request_id", None)
+        action_name = content.pop("action", None)
+        if not _request_id_is_valid(request_id):
+            request_id = None
+            errors = ["request_id must be a string or a number."]
+        elif not isinstance(action_name, str):
+            errors = ["action is missing: give the name of an action as a string."]
+        else:
+            content.pop("self", None)  # would collide with the handler's own argument
+            await self.handle_action(action_name, request_id=request_id, **content)
+            return
+        await self.reply(action=action_name if isinstance(action_name, str) else None, status=400, errors=errors, request_id=request_id)
+
+    async def handle_exception(self, exc: Exception, action: str | None, request_id: Any) -> None:
+        """Every failure becomes one response; unexpected ones are logged and answered 500."""
+        if isinstance(exc, RateLimited):
+            await self.reply(
+                action=action, status=429, errors=[str(exc.detail)], data={"retry_after": exc.retry_after}, request_id=request_id
+            )
+        elif isinstance(exc, (APIException, Http404)):
+            await super().handle_exception(exc, action, request_id)
+        else:
+            logger.exception("action %s failed (request_id=%r)", action, request_id)
+            await self.reply(action=action, status=500, errors=["Internal server error."], request_id=request_id)
+
+    async def reply(
+        self, action: str | None, data: Any = None, errors: list[Any] | None = None, status: int = 200, request_id: Any = None
+    ) -> None:
+        """Send the one response to a request; count it, and log it when it is an error."""
+        metrics.action_handled(action, status)
+        if status >= 400:
+            log_event(
+                logger,
+                "ws.error",
+                level=logging.WARNING,
+                user_id=self.user.pk if self.user else None,
+                action=action,
+                request_id=request_id,
+                status=status,
+            )
+        await super().reply(action=action, data=data, errors=errors, status=status, request_id=request_id)
+
+    async def handle_action(self, action: str, request_id: Any, **params: Any) -> None:
+        if action not in self.available_actions:  # before permissions: unknown is 405 for everyone
+            await self.handle_exception(MethodNotAllowed(action), action, request_id)
+            return
+        await super().handle_action(action, request_id=request_id, **params)
+
+    # --- rooms -----------------------------------------------------------------------
+
+    @action(name="list")  # not `def list`: that would shadow the builtin in this class body
+    def list_rooms(self, **params: Any) -> Status:
+        rooms, count = selectors.room_list(**validate(RoomListParamsSerializer, params))
+        return {"results": RoomSerializer(rooms, many=True).data, "count": count}, 200
+
+    @action()
+    def retrieve(self, **params: Any) -> Status:
+        return RoomSerializer(selectors.room_get(**validate(PkParamSerializer, params))).data, 200
+
+    @action()
+    def create(self, data: Any = None, **params: Any) -> Status:
+        room = services.room_create(host=self.user, name=validate(RoomSerializer, data)["name"])
+        return RoomSerializer(room).data, 201
+
+    @action()
+    def patch(self, data: Any = None, **params: Any) -> Status:
+        room = selectors.room_get(**validate(PkParamSerializer, params))
+        serializer = RoomSerializer(room, data=data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        room = services.room_update(room=room, user=self.user, name=serializer.validated_data.get("name", room.name))
+        return RoomSerializer(room).data, 200
+
+    @action()
+    def delete(self, **params: Any) -> Status:
+        services.room_delete(room=selectors.room_get(**validate(PkParamSerializer, params)), user=self.user)
+        return None, 204
+
+    # --- membership and presence ---------------------------------------------------------
+
+    @action()
+    async def join_room(self, **params: Any) -> Status:
+        room_id = validate(PkParamSerializer, params)["pk"]
+        # Join the audience first, so this connection also gets the presence push it causes.
+        await self.add_group(groups.room_group(room_id))
+        try:
+            changed, room = await _enter_room(self.channel_name, room_id, self.user)
+        except Exception:
+            await self._sync_room_group(room_id)
+            raise
+        self.present_rooms.add(room_id)
+        self.last_joined_room = room_id
+        if changed:
+            await realtime.push_presence([room_id])
+        return room, 200
+
+    @action()
+    async def leave_room(self, **params: Any) -> Status:
+        room_id = validate(PkParamSerializer, params)["pk"]
+        changed = await database_sync_to_async(services.presence_leave)(channel_name=self.channel_name, room_id=room_id, user=self.user)
+        self.present_rooms.discard(room_id)
+        if self.last_joined_room == room_id:
+            self.last_joined_room = None
+        await self._sync_room_group(room_id)
+        if changed:
+            await realtime.push_presence([room_id])
+        return None, 200
+
+    @action()
+    async def typing(self, **params: Any) -> Status:
+        room_id = validate(PkParamSerializer, params)["pk"]
+        if room_id not in self.present_rooms:
+            await database_sync_to_async(selectors.room_assert_exists)(pk=room_id)
+            raise NotPresent()
+        await realtime.push_typing(room_id, self.user)
+        return None, 200
+
+    async def _sync_room_group(self, room_id: int) -> None:
+        """Be in the room's presence/typing audience exactly while present or subscribed to its messages."""
+        if room_id in self.present_rooms or any(room == room_id for room, _ in self.message_subscriptions):
+            await self.add_group(groups.room_group(room_id))
+        else:
+            await self.remove_group(groups.room_group(room_id))
+
+    # --- messages ----------------------------------------------------------------------
+
+    @action()
+    def create_message(self, **params: Any) -> Status:
+        room_id = validate(RoomParamSerializer, {"room": params.get("room", self.last_joined_room)})["room"]
+        data = validate(MessageParamsSerializer, params)
+        message, created = services.message_create(room_id=room_id, author=self.user, text=data["message"], client_id=data.get("client_id"))
+        return MessageSerializer(message).data, 201 if created else 200
+
+    @action()
+    def update_message(self, **params: Any) -> Status:
+        message = selectors.message_get(**validate(PkParamSerializer, params))
+        text = validate(MessageParamsSerializer, params)["message"]
+        return MessageSerializer(services.message_update(message=message, user=self.user, text=text)).data, 200
+
+    @action()
+    def delete_message(self, **params: Any) -> Status:
+        services.message_delete(message=selectors.message_get(**validate(PkParamSerializer, params)), user=self.user)
+        return None, 204
+
+    @action()
+    def list_messages(self, **params: Any) -> Status:
+        room_id = validate(PkParamSerializer, params)["pk"]
+        selectors.room_assert_exists(pk=room_id)
+        messages, has_more = selectors.message_history(room_id=room_id, **validate(MessageHistoryParamsSerializer, params))
+        return {"results": MessageSerializer(messages, many=True).data, "has_more": has_more}, 200
+
+    # --- message stream ------------------------------------------------------------------
+
+    @action()
+    async def subscribe_to_messages_in_room(self, request_id: Any, action: str, **params: Any) -> None:
+        query = validate(SubscribeParamsSerializer, params)
+        room_id, key = query["pk"], (query["pk"], request_id)
+        # Subscribe before reading where the room stands, so no event falls in between.
+        await self.message_activity.subscribe(room_id=room_id, request_id=request_id)
+        try:
+            last_seq = await database_sync_to_async(selectors.room_last_seq)(room_id=room_id)
+        except Exception:
+            await self._unsubscribe_messages(room_id, request_id)
+            raise
+        self.message_subscriptions[key] = query.get("after_seq", last_seq)
+        await self._sync_room_group(room_id)
+        await self.reply(action=action, request_id=request_id, status=200)
+        # Events arriving meanwhile wait in this consumer's queue; those the replay
+        # already covered are dropped by seq in _deliver_message_event.
+        await self._send_missed(room_id, request_id)
+
+    @action()
+    async def unsubscribe_from_messages_in_room(self, request_id: Any, **params: Any) -> Status:
+        room_id = validate(PkParamSerializer, params)["pk"]
+        if (room_id, request_id) not in self.message_subscriptions:
+            raise NotSubscribed()
+        await self._unsubscribe_messages(room_id, request_id)
+        return None, 200
+
+    async def _unsubscribe_messages(self, room_id: int, request_id: Any) -> None:
+        self.message_subscriptions.pop((room_id, request_id), None)
+        await self.message_activity.unsubscribe(room_id=room_id, request_id=request_id)
+        await self._sync_room_group(room_id)
+
+    async def _send_missed(self, room_id: int, request_id: Any, before_seq: int | None = None) -> int:
+        """Send, as `create` events, the stored messages this subscription has not seen (before before_seq)."""
+        key = (room_id, request_id)
+        has_more, sent = True, 0
+        while has_more and key in self.message_subscriptions:
+            messages, has_more = await _history_json(room_id, self.message_subscriptions[key], before_seq)
+            for message in messages:
+                self.message_subscriptions[key] = message["seq"]
+                await self.send(text_data=message_push("create", request_id, message["id"], json.dumps(message)))
+            sent += len(messages)
+        return sent
+
+    @fanout_observer(Message, MessageObserver)
+    async def message_activity(
+        self, event: dict[str, Any], action: str, subscribing_request_ids: list[Any], committed_at: float, **kwargs: Any
+    ) -> None:
+        for request_id in subscribing_request_ids:
+            if await self._deliver_message_event(event, action, request_id):
+                metrics.event_sent(action, committed_at)
+
+    @message_activity.serializer
+    def message_activity(self, instance: Any, action: Any, **kwargs: Any) -> dict[str, Any]:
+        # Runs once per event in the writing process, never once per subscriber; the JSON
+        # is encoded here too, and subscribers only splice in their request_id.
+        data = json.dumps(MessageSerializer(instance).data)
+        return {"room": instance.room_id, "seq": instance.seq, "pk": instance.pk, "data_json": data}
+
+    @message_activity.groups_for_signal
+    def message_activity(self, instance: Any, **kwargs: Any) -> Any:
+        yield groups.room_messages_group(instance.room_id)  # room_id, never room: this also runs on post_init
+
+    @message_activity.groups_for_consumer
+    def message_activity(self, room_id: int, **kwargs: Any) -> Any:
+        yield groups.room_messages_group(room_id)
+
+    async def _deliver_message_event(self, event: dict[str, Any], action: str, request_id: Any) -> bool:
+        """Forward one event to one subscription, keeping its `create`s gap-free and in seq order; True if sent."""
+        key = (event["room"], request_id)
+        last_seq = self.message_subscriptions.get(key)
+        if last_seq is None:
+            return False
+        if action == "create":
+            if event["seq"] <= last_seq:
+                return False  # already sent by a replay or a gap fill
+            if event["seq"] > last_seq + 1:
+                # The layer dropped or reordered events: the database has what is missing.
+                metrics.events_recovered(await self._send_missed(event["room"], request_id, before_seq=event["seq"]))
+            self.message_subscriptions[key] = event["seq"]
+        # Straight to the server: the generic send() only wraps this in two more calls.
+        await self.base_send({"type": "websocket.send", "text": message_push(action, request_id, event["pk"], event["data_json"])})
+        return True
+
+    # --- room instance stream --------------------------------------------------------------
+
+    @action()
+    async def subscribe_instance(self, request_id: Any, **params: Any) -> Status:
+        room_id = validate(PkParamSerializer, params)["pk"]
+        await database_sync_to_async(selectors.room_assert_exists)(pk=room_id)
+        await self.room_activity.subscribe(room_id=room_id, request_id=request_id)
+        self.instance_subscriptions.add((room_id, request_id))
+        return None, 200
+
+    @action()
+    async def unsubscribe_instance(self, request_id: Any, **params: Any) -> Status:
+        room_id = validate(PkParamSerializer, params)["pk"]
+        if (room_id, request_id) not in self.instance_subscriptions:
+            raise NotSubscribed()
+        self.instance_subscriptions.discard((room_id, request_id))
+        await self.room_activity.unsubscribe(room_id=room_id, request_id=request_id)
+        return None, 200
+
+    @fanout_observer(Room)
+    async def room_activity(
+        self, event: dict[str, Any], action: str, subscribing_request_ids: list[Any], committed_at: float, **kwargs: Any
+    ) -> None:
+        if action not in ("update", "delete"):
+            return
+        for request_id in subscribing_request_ids:
+            await self.send_json({"action": action, "request_id": request_id, "pk": event["pk"], "data": event})
+            metrics.event_sent(action, committed_at)
+
+    @room_activity.serializer
+    def room_activity(self, instance: Room, action: Any, **kwargs: Any) -> dict[str, Any]:
+        if action.value == "update":
+            return RoomSerializer(selectors.room_get(pk=instance.pk)).data
+        instance.current_users, instance.last_message = [], None
+        return RoomSerializer(instance).data
+
+    @room_activity.groups_for_signal
+    def room_activity(self, instance: Room, **kwargs: Any) -> Any:
+        yield groups.room_instance_group(instance.pk)
+
+    @room_activity.groups_for_consumer
+    def room_activity(self, room_id: int, **kwargs: Any) -> Any:
+        yield groups.room_instance_group(room_id)
+
+    # --- online users ----------------------------------------------------------------------
+
+    @action()
+    async def subscribe_to_online_users(self, request_id: Any, **params: Any) -> Status:
+        await self.add_group(groups.ONLINE_USERS_GROUP)
+        self.online_users_request_ids.add(request_id)
+        return {"users": await _online_users_json()}, 200
+
+    # --- channel-layer events (type "a.b" calls method a_b) ----------------------------------
+
+    async def room_presence(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=event["text"])
+        metrics.event_sent("presence")
+
+    async def room_typing(self, event: dict[str, Any]) -> None:
+        if event["user_id"] != self.user.pk:
+            await self.send(text_data=event["text"])
+            metrics.event_sent("typing")
+
+    async def users_status(self, event: dict[str, Any]) -> None:
+        for request_id in self.online_users_request_ids:
+            await self.send_json({"action": "user_status", "request_id": request_id, "data": event["data"]})
+            metrics.event_sent("user_status")
+
+    async def auth_revoked(self, event: dict[str, Any]) -> None:
+        if event["token"] is None or event["token"] == self.scope.get("auth_token"):
+            await self.close(code=CLOSE_AUTH_REVOKED)

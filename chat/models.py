@@ -1,0 +1,78 @@
+"""Persistent state: users, rooms, messages, and the live connections behind presence."""
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import Q
+
+MESSAGE_MAX_LENGTH = 500
+ROOM_NAME_MAX_LENGTH = 255
+CLIENT_ID_MAX_LENGTH = 64
+
+
+class User(AbstractUser):
+    """A chat user; only `id` and `username` are ever exposed."""
+
+
+class Room(models.Model):
+    """A persistent chat room with a host and members."""
+
+    name = models.CharField(max_length=ROOM_NAME_MAX_LENGTH, unique=True)
+    host = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="hosted_rooms")
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="rooms", blank=True)
+    # The seq of the newest message ever posted; the row lock on it serialises posters.
+    last_seq = models.PositiveBigIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Message(models.Model):
+    """A message in a room, numbered by `seq` within the room."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
+    seq = models.PositiveBigIntegerField(editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages")
+    text = models.CharField(max_length=MESSAGE_MAX_LENGTH)
+    client_id = models.CharField(max_length=CLIENT_ID_MAX_LENGTH, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    edited_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["room", "seq"]
+        constraints = [
+            # Also the index behind "latest N" and "after seq" reads of one room.
+            models.UniqueConstraint(fields=["room", "seq"], name="message_room_seq_unique"),
+            models.UniqueConstraint(
+                fields=["room", "user", "client_id"],
+                condition=Q(client_id__isnull=False),
+                name="message_room_user_client_id_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.room_id}#{self.seq}"
+
+
+class Connection(models.Model):
+    """One open WebSocket connection, kept alive by its server process's heartbeat."""
+
+    channel_name = models.CharField(max_length=200, primary_key=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="connections")
+    # A fresh id per server process start, so a restarted process never revives old rows.
+    server_id = models.CharField(max_length=64, db_index=True)
+    seen_at = models.DateTimeField(db_index=True)
+
+
+class Presence(models.Model):
+    """A connection that joined a room and has not left it."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="presences")
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="presences")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connection", "room"], name="presence_connection_room_unique")]

@@ -1,0 +1,57 @@
+"""Per-user flood limits on the shared cache (Redis when REDIS_URL is set, so all processes agree)."""
+
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+
+from chat import metrics
+from chat.exceptions import RateLimited
+
+
+def _increment(key: str, timeout: int) -> int:
+    """Atomically add one to a counter, creating it when absent (or just expired)."""
+    if cache.add(key, 1, timeout=timeout):
+        return 1
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add() and incr()
+        cache.add(key, 1, timeout=timeout)
+        return 1
+
+
+def message_rate_limit_check(*, user_id: int) -> str:
+    """Count one message for the user; raise RateLimited when that would exceed the limit.
+
+    Returns the counter it incremented, for message_rate_limit_refund.
+
+    A sliding-window counter: the previous fixed window is weighted by how much of
+    it still overlaps the last `period` seconds, so no window boundary lets a burst
+    of twice the limit through. The increment comes first and a rejected attempt is
+    taken back, so concurrent senders on several processes cannot overshoot.
+    """
+    limit = settings.CHAT_MESSAGE_RATE_LIMIT
+    period = settings.CHAT_MESSAGE_RATE_PERIOD
+    now = time.time()
+    window = int(now // period)
+    key = f"ratelimit:message:{user_id}:{window}"
+    current = _increment(key, timeout=int(period * 2) + 1)
+    previous = cache.get(f"ratelimit:message:{user_id}:{window - 1}", 0)
+    overlap = 1 - (now % period) / period
+    if previous * overlap + current > limit:
+        cache.decr(key)
+        if current > limit:  # this window alone is full: wait for the next one
+            retry_after = (window + 1) * period - now
+        else:  # wait until the previous window's weight has decayed enough
+            retry_after = period * (1 - (limit - current) / previous) - (now % period)
+        metrics.rate_limited("message")
+        raise RateLimited(retry_after=retry_after)
+    return key
+
+
+def message_rate_limit_refund(counter: str) -> None:
+    """Give back a counted message that turned out not to be new (a racing retry)."""
+    try:
+        cache.decr(counter)
+    except ValueError:  # the window expired meanwhile: nothing left to give back
+        pass

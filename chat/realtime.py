@@ -1,0 +1,180 @@
+"""Pushes that are not model events: presence, typing, online status; and the presence heartbeat.
+
+Everything here is async and talks to the channel layer; database work goes
+through chat.services / chat.selectors behind `database_sync_to_async`.
+"""
+
+import asyncio
+import json
+import logging
+import uuid
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+
+from chat import groups, metrics, selectors, services
+from chat.serializers import UserSerializer
+
+logger = logging.getLogger(__name__)
+
+# A fresh id per process start: a restarted process never revives its predecessor's presence.
+SERVER_ID = uuid.uuid4().hex
+
+# Presence pushes for a room are coalesced: at most one per PRESENCE_MIN_INTERVAL, and
+# rarer for crowded rooms (the whole list goes to everyone, so a burst of R joins would
+# otherwise cost R² user entries), but never later than PRESENCE_MAX_INTERVAL (§3: 5 s).
+PRESENCE_MIN_INTERVAL = 0.2
+PRESENCE_MAX_INTERVAL = 2.0
+PRESENCE_USERS_PER_SECOND_OF_DELAY = 500
+
+
+@dataclass
+class _LoopState:
+    """This process's background work, per event loop (tests run one loop per test)."""
+
+    heartbeat: asyncio.Task[None] | None = None
+    pending_presence: set[int] = field(default_factory=set)
+    presence_flush: asyncio.Task[None] | None = None
+    room_sizes: dict[int, int] = field(default_factory=dict)
+    # Connections closed since the last cleanup, and the future their consumers await.
+    closing: list[str] = field(default_factory=list)
+    closed: asyncio.Future[None] | None = None
+
+
+_loop_states: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState]" = weakref.WeakKeyDictionary()
+
+
+def _state() -> _LoopState:
+    return _loop_states.setdefault(asyncio.get_running_loop(), _LoopState())
+
+
+async def _group_send(group: str, message: dict[str, Any]) -> None:
+    """Best-effort push: a layer failure is counted and logged, never turned into an action error."""
+    try:
+        await get_channel_layer().group_send(group, message)
+    except Exception:
+        metrics.channel_layer_error("group_send")
+        logger.exception("group send to %s failed", group)
+
+
+@database_sync_to_async
+def _present_users(room_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    present = selectors.present_users_by_room(room_ids)
+    return {room_id: present.get(room_id, []) for room_id in room_ids}
+
+
+async def push_presence(room_ids: list[int]) -> None:
+    """Soon tell each room's audience who is present (coalesced with other changes to the same rooms)."""
+    if not room_ids:
+        return
+    state = _state()
+    state.pending_presence.update(room_ids)
+    if state.presence_flush is None or state.presence_flush.done():
+        delay = max(PRESENCE_MIN_INTERVAL, *(_presence_delay(state, room_id) for room_id in room_ids))
+        state.presence_flush = asyncio.get_running_loop().create_task(_flush_presence(delay))
+
+
+def _presence_delay(state: _LoopState, room_id: int) -> float:
+    size = state.room_sizes.get(room_id, 0)
+    return min(PRESENCE_MAX_INTERVAL, max(PRESENCE_MIN_INTERVAL, size / PRESENCE_USERS_PER_SECOND_OF_DELAY))
+
+
+async def _flush_presence(delay: float) -> None:
+    state = _state()
+    # Loop while changes keep coming: one that arrives during a flush's query would
+    # otherwise wait in pending_presence for some later, unrelated change.
+    while state.pending_presence:
+        await asyncio.sleep(delay)
+        room_ids, state.pending_presence = sorted(state.pending_presence), set()
+        try:
+            present = await _present_users(room_ids)
+        except Exception:
+            logger.exception("presence push failed")
+            continue
+        for room_id, users in present.items():
+            state.room_sizes[room_id] = len(users)
+            # Encoded once here; every connection sends the same text.
+            frame = json.dumps({"action": "presence", "room": room_id, "data": {"users": users}})
+            await _group_send(groups.room_group(room_id), {"type": "room.presence", "text": frame})
+        delay = max(PRESENCE_MIN_INTERVAL, *(_presence_delay(state, room_id) for room_id in state.pending_presence))
+
+
+async def push_typing(room_id: int, user: Any) -> None:
+    """Tell the room's audience that the user is typing (their own connections skip it)."""
+    frame = json.dumps({"action": "typing", "room": room_id, "data": {"user": UserSerializer(user).data}})
+    await _group_send(groups.room_group(room_id), {"type": "room.typing", "user_id": user.pk, "text": frame})
+
+
+async def push_user_status(users: list[dict[str, Any]], online: bool) -> None:
+    """Tell online-users subscribers that these users came online or went offline."""
+    for user in users:
+        await _group_send(groups.ONLINE_USERS_GROUP, {"type": "users.status", "data": {"user": user, "online": online}})
+
+
+async def push_credentials_revoked(user_id: int, token_key: str | None) -> None:
+    """Close the user's connections that used this token (all of them when token_key is None)."""
+    await _group_send(groups.user_group(user_id), {"type": "auth.revoked", "token": token_key})
+
+
+@database_sync_to_async
+def _users_by_id(user_ids: list[int]) -> list[dict[str, Any]]:
+    return UserSerializer(selectors.users_by_id(user_ids=user_ids), many=True).data
+
+
+# Closed connections are forgotten in batches: 500 clients dropping at once cost a few
+# queries, not a few thousand, and their presence is gone well within §3's 5 s.
+CLOSE_BATCH_DELAY = 0.05
+
+
+async def forget_connection(channel_name: str) -> None:
+    """Remove a closed connection's presence and announce what changed; returns once that is done."""
+    state = _state()
+    if state.closed is None:
+        loop = asyncio.get_running_loop()
+        state.closed = loop.create_future()
+        loop.create_task(_forget_closed_connections())
+    state.closing.append(channel_name)
+    await asyncio.shield(state.closed)
+
+
+async def _forget_closed_connections() -> None:
+    await asyncio.sleep(CLOSE_BATCH_DELAY)
+    state = _state()
+    channel_names, done = state.closing, state.closed
+    state.closing, state.closed = [], None
+    try:
+        room_ids, offline_ids = await database_sync_to_async(services.connections_close)(channel_names=channel_names)
+        await _announce_departures(room_ids, offline_ids)
+    except Exception:  # the heartbeat's sweep removes what is left once it expires
+        logger.exception("could not forget %d closed connections", len(channel_names))
+    finally:
+        if done is not None:
+            done.set_result(None)
+
+
+async def _announce_departures(room_ids: list[int], offline_ids: list[int]) -> None:
+    await push_presence(room_ids)
+    if offline_ids:
+        await push_user_status(await _users_by_id(offline_ids), online=False)
+
+
+async def _heartbeat_forever() -> None:
+    """Keep this process's connections alive, and clear and announce those of crashed processes."""
+    while True:
+        await asyncio.sleep(selectors.heartbeat_interval())
+        try:
+            await database_sync_to_async(services.connection_heartbeat)(server_id=SERVER_ID)
+            room_ids, offline_ids = await database_sync_to_async(services.connection_sweep)()
+            await _announce_departures(room_ids, offline_ids)
+        except Exception:  # keep beating: one failed round only delays expiry
+            logger.exception("presence heartbeat failed")
+
+
+def ensure_heartbeat() -> None:
+    """Start this process's presence heartbeat once, on its event loop."""
+    state = _state()
+    if state.heartbeat is None or state.heartbeat.done():
+        state.heartbeat = asyncio.get_running_loop().create_task(_heartbeat_forever())

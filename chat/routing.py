@@ -1,0 +1,7 @@
+from django.urls import path
+
+from chat.consumers import RoomConsumer
+
+websocket_urlpatterns = [
+    path("ws/chat/room/", RoomConsumer.as_asgi()),
+]

@@ -1,0 +1,165 @@
+"""Reads: every query the HTTP API and the WebSocket consumer make lives here."""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.utils import timezone
+
+from chat.exceptions import MessageNotFound, RoomNotFound
+from chat.models import Connection, Message, Presence, Room, User
+
+
+def heartbeat_interval() -> float:
+    """How often each server process marks its connections as alive, in seconds."""
+    return settings.CHAT_PRESENCE_EXPIRY / 4
+
+
+def live_connection_cutoff() -> Any:
+    """Connections not heard from since this instant belong to a dead process.
+
+    Three missed heartbeats, so that with one more sweep interval a crashed
+    process's presence is gone and announced within CHAT_PRESENCE_EXPIRY.
+    """
+    return timezone.now() - timedelta(seconds=3 * heartbeat_interval())
+
+
+def _room_queryset() -> QuerySet[Room]:
+    newest = Message.objects.filter(room=OuterRef("pk")).order_by("-seq").values("pk")[:1]
+    return Room.objects.select_related("host").annotate(newest_message_id=Subquery(newest))
+
+
+def present_users_by_room(room_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+    """The users with a live connection in each room, once each, by id, as §1 User objects.
+
+    Built as plain dicts, not through UserSerializer: this list goes to every member on
+    every presence change and in every join response, so it is the hot path of a big room.
+    """
+    rows = (
+        Presence.objects.filter(room_id__in=list(room_ids), connection__seen_at__gte=live_connection_cutoff())
+        .values_list("room_id", "connection__user_id", "connection__user__username")
+        .distinct()
+        .order_by("room_id", "connection__user_id")
+    )
+    users: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for room_id, user_id, username in rows:
+        users[room_id].append({"id": user_id, "username": username})
+    return users
+
+
+def _attach_live_state(rooms: list[Room]) -> list[Room]:
+    """Set `current_users` and `last_message` on rooms from _room_queryset, in two queries."""
+    if not rooms:
+        return rooms
+    present = present_users_by_room(room.pk for room in rooms)
+    newest_ids = [room.newest_message_id for room in rooms if room.newest_message_id]
+    newest = Message.objects.select_related("user").in_bulk(newest_ids) if newest_ids else {}
+    for room in rooms:
+        room.current_users = present.get(room.pk, [])
+        room.last_message = newest.get(room.newest_message_id)
+    return rooms
+
+
+def room_get(*, pk: int) -> Room:
+    """The room with its live state, or RoomNotFound."""
+    room = _room_queryset().filter(pk=pk).first()
+    if room is None:
+        raise RoomNotFound()
+    return _attach_live_state([room])[0]
+
+
+def room_list(*, name: str | None = None, page: int = 1, page_size: int = 50) -> tuple[list[Room], int]:
+    """One page of rooms (oldest first), optionally the one with exactly this name, and the total count."""
+    rooms = Room.objects.all()
+    if name is not None:
+        rooms = rooms.filter(name=name)
+    count = rooms.count()
+    offset = (page - 1) * page_size
+    page_rooms = list(_room_queryset().filter(pk__in=rooms.values("pk")).order_by("pk")[offset : offset + page_size])
+    return _attach_live_state(page_rooms), count
+
+
+def room_assert_exists(*, pk: int) -> None:
+    """Raise RoomNotFound unless a room has this pk."""
+    if not Room.objects.filter(pk=pk).exists():
+        raise RoomNotFound()
+
+
+def room_is_member(*, room_id: int, user_id: int) -> bool:
+    """Whether the user joined the room and has not left it."""
+    return Room.members.through.objects.filter(room_id=room_id, user_id=user_id).exists()
+
+
+def message_get(*, pk: int) -> Message:
+    """The message with its author, or MessageNotFound."""
+    message = Message.objects.select_related("user", "room").filter(pk=pk).first()
+    if message is None:
+        raise MessageNotFound()
+    return message
+
+
+def message_by_client_id(*, room_id: int, user_id: int, client_id: str) -> Message | None:
+    """The message this user already sent to this room under this client_id, if any."""
+    return Message.objects.select_related("user").filter(room_id=room_id, user_id=user_id, client_id=client_id).first()
+
+
+def message_history(
+    *, room_id: int, after_seq: int | None = None, before_seq: int | None = None, limit: int = 50
+) -> tuple[list[Message], bool]:
+    """A slice of a room's messages in ascending seq, and whether more lie beyond it.
+
+    With after_seq: the first `limit` after it, below before_seq if given (more = newer
+    ones remain). Otherwise: the last `limit` before before_seq, or the newest (more =
+    older ones remain).
+    """
+    messages = Message.objects.select_related("user").filter(room_id=room_id)
+    if before_seq is not None:
+        messages = messages.filter(seq__lt=before_seq)
+    if after_seq is not None:
+        batch = list(messages.filter(seq__gt=after_seq).order_by("seq")[: limit + 1])
+        return batch[:limit], len(batch) > limit
+    batch = list(messages.order_by("-seq")[: limit + 1])
+    return batch[:limit][::-1], len(batch) > limit
+
+
+def online_users() -> list[User]:
+    """Users with at least one live connection, by id."""
+    user_ids = Connection.objects.filter(seen_at__gte=live_connection_cutoff()).values("user_id")
+    return list(User.objects.filter(pk__in=user_ids).only("id", "username").order_by("pk"))
+
+
+def present_pairs(*, room_ids: Iterable[int], user_ids: Iterable[int]) -> set[tuple[int, int]]:
+    """The (room, user) pairs among these rooms and users where the user has a live connection in the room."""
+    return set(
+        Presence.objects.filter(
+            room_id__in=list(room_ids), connection__user_id__in=list(user_ids), connection__seen_at__gte=live_connection_cutoff()
+        ).values_list("room_id", "connection__user_id")
+    )
+
+
+def online_user_ids(*, user_ids: Iterable[int]) -> set[int]:
+    """Those of these users with at least one live connection."""
+    return set(
+        Connection.objects.filter(user_id__in=list(user_ids), seen_at__gte=live_connection_cutoff()).values_list("user_id", flat=True)
+    )
+
+
+def room_last_seq(*, room_id: int) -> int:
+    """The seq of the newest message ever posted to the room (RoomNotFound if none)."""
+    last_seq = Room.objects.filter(pk=room_id).values_list("last_seq", flat=True).first()
+    if last_seq is None:
+        raise RoomNotFound()
+    return last_seq
+
+
+def users_by_id(*, user_ids: Iterable[int]) -> list[User]:
+    """These users, by id."""
+    return list(User.objects.filter(pk__in=list(user_ids)).only("id", "username").order_by("pk"))
+
+
+def user_list() -> list[User]:
+    """Every active user, by username (the built-in users page)."""
+    return list(User.objects.filter(is_active=True).only("id", "username").order_by("username"))

@@ -1,0 +1,164 @@
+"""The JSON objects of PROTOCOL.md §1, shared by the HTTP API, the WebSocket consumer and the observers."""
+
+from typing import Any
+
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.validators import UniqueValidator
+
+from chat.models import CLIENT_ID_MAX_LENGTH, MESSAGE_MAX_LENGTH, ROOM_NAME_MAX_LENGTH, Message, Room, User
+
+CREATED_AT_FORMAT = "%d-%m-%Y %H:%M:%S"
+MAX_PAGE_SIZE = 200
+DEFAULT_PAGE_SIZE = 50
+# A page becomes an SQL OFFSET, which must fit the database's signed 64-bit integers.
+MAX_PAGE = (2**63 - 1) // MAX_PAGE_SIZE
+
+
+def validate(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
+    """Validate request data, query parameters or action parameters; DRF's 400 on errors."""
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that takes only JSON strings and only text PostgreSQL can store.
+
+    DRF's CharField turns numbers into strings; a client sending `"text": 5` has a
+    bug we should report. Lone surrogates (legal in JSON escapes) cannot be encoded
+    as UTF-8 and would fail at the database, so they are rejected here.
+    """
+
+    default_error_messages = {
+        "invalid": "Not a valid string.",
+        "surrogate": "Contains invalid unicode (a lone surrogate).",
+    }
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError:
+            self.fail("surrogate")
+        return super().to_internal_value(data)
+
+
+class UserSerializer(serializers.ModelSerializer):
+    """A user as others see it: id and username, nothing else."""
+
+    class Meta:
+        model = User
+        fields = ["id", "username"]
+        read_only_fields = fields
+
+
+class RegisterSerializer(serializers.ModelSerializer):
+    """Sign-up input: a new username and a password that passes the validators."""
+
+    username = StrictCharField(max_length=150, validators=[UniqueValidator(User.objects.all())])
+    password = StrictCharField(write_only=True, trim_whitespace=False, max_length=128)
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "password"]
+
+    def validate_username(self, value: str) -> str:
+        User.username_validator(value)
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            password_validation.validate_password(attrs["password"], User(username=attrs["username"]))
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError({"password": list(exc.messages)}) from exc
+        return attrs
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    """A message; also validates `text` and `client_id` on create and edit."""
+
+    room = serializers.IntegerField(source="room_id", read_only=True)
+    user = UserSerializer(read_only=True)
+    text = StrictCharField(max_length=MESSAGE_MAX_LENGTH)
+    client_id = StrictCharField(max_length=CLIENT_ID_MAX_LENGTH, required=False, allow_null=True)
+    created_at_formatted = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Message
+        fields = ["id", "room", "seq", "user", "text", "client_id", "created_at", "created_at_formatted", "edited_at"]
+        read_only_fields = ["id", "seq", "created_at", "edited_at"]
+
+    def get_created_at_formatted(self, message: Message) -> str:
+        return message.created_at.strftime(CREATED_AT_FORMAT)
+
+
+class RoomSerializer(serializers.ModelSerializer):
+    """A room with its live presence and newest message (see selectors.room_annotate_live_state)."""
+
+    name = StrictCharField(
+        max_length=ROOM_NAME_MAX_LENGTH,
+        validators=[UniqueValidator(Room.objects.all(), message="A room with this name already exists.")],
+    )
+    host = UserSerializer(read_only=True)
+    current_users = serializers.SerializerMethodField()
+    last_message = MessageSerializer(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Room
+        fields = ["pk", "name", "host", "current_users", "last_message", "created_at"]
+        read_only_fields = ["pk", "created_at"]
+
+    @extend_schema_field(UserSerializer(many=True))
+    def get_current_users(self, room: Room) -> list[dict[str, Any]]:
+        # Already §1 User dicts (selectors.present_users_by_room): no per-user serialization.
+        return room.current_users
+
+
+class RoomListParamsSerializer(serializers.Serializer):
+    """Filters and page of a room list."""
+
+    name = StrictCharField(required=False, trim_whitespace=False)
+    page = serializers.IntegerField(min_value=1, max_value=MAX_PAGE, default=1)
+    page_size = serializers.IntegerField(min_value=1, max_value=MAX_PAGE_SIZE, default=DEFAULT_PAGE_SIZE)
+
+
+class MessageHistoryParamsSerializer(serializers.Serializer):
+    """Which slice of a room's history to read."""
+
+    after_seq = serializers.IntegerField(min_value=0, required=False)
+    before_seq = serializers.IntegerField(min_value=1, required=False)
+    limit = serializers.IntegerField(min_value=1, max_value=MAX_PAGE_SIZE, default=DEFAULT_PAGE_SIZE)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "after_seq" in attrs and "before_seq" in attrs:
+            raise serializers.ValidationError({"before_seq": ["Give after_seq or before_seq, not both."]})
+        return attrs
+
+
+class PkParamSerializer(serializers.Serializer):
+    """The `pk` of a room or message named by an action."""
+
+    pk = serializers.IntegerField(min_value=1)
+
+
+class MessageParamsSerializer(serializers.Serializer):
+    """create_message / update_message parameters over WebSocket, where the text arrives as `message`."""
+
+    message = StrictCharField(max_length=MESSAGE_MAX_LENGTH)
+    client_id = StrictCharField(max_length=CLIENT_ID_MAX_LENGTH, required=False, allow_null=True)
+
+
+class RoomParamSerializer(serializers.Serializer):
+    """The `room` a create_message names (the connection's last joined room when absent)."""
+
+    room = serializers.IntegerField(min_value=1)
+
+
+class SubscribeParamsSerializer(PkParamSerializer):
+    """subscribe_to_messages_in_room parameters: the room and where to resume."""
+
+    after_seq = serializers.IntegerField(min_value=0, required=False)

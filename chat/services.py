@@ -1,0 +1,188 @@
+"""Writes: every rule of the chat, called by both the HTTP views and the WebSocket consumer.
+
+Services are synchronous and take keyword-only arguments. Async callers reach them
+through `database_sync_to_async`. Events to WebSocket subscribers are sent by the
+model observers only after the surrounding transaction commits.
+"""
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework.exceptions import ValidationError
+
+from chat import metrics, selectors
+from chat.exceptions import NotMessageAuthor, NotRoomHost, NotRoomMember, RoomNotFound
+from chat.models import Connection, Message, Presence, Room, User
+from chat.observers import room_deletion
+from chat.ratelimit import message_rate_limit_check, message_rate_limit_refund
+
+ROOM_NAME_TAKEN = "A room with this name already exists."
+
+
+def user_register(*, username: str, password: str) -> User:
+    """Create a user account."""
+    return User.objects.create_user(username=username, password=password)
+
+
+def room_create(*, host: User, name: str) -> Room:
+    """Create a room; its host is its first member."""
+    try:
+        with transaction.atomic():
+            room = Room.objects.create(name=name, host=host)
+            room.members.add(host)
+    except IntegrityError as exc:  # lost a race with another creator of the same name
+        raise ValidationError({"name": [ROOM_NAME_TAKEN]}) from exc
+    return selectors.room_get(pk=room.pk)
+
+
+def room_update(*, room: Room, user: User, name: str) -> Room:
+    """Rename a room (host only)."""
+    if room.host_id != user.pk:
+        raise NotRoomHost()
+    try:
+        room.name = name
+        room.save(update_fields=["name"])
+    except IntegrityError as exc:
+        raise ValidationError({"name": [ROOM_NAME_TAKEN]}) from exc
+    return selectors.room_get(pk=room.pk)
+
+
+def room_delete(*, room: Room, user: User) -> None:
+    """Delete a room and its messages (host only)."""
+    if room.host_id != user.pk:
+        raise NotRoomHost()
+    with room_deletion(room.pk):
+        room.delete()
+
+
+def room_join(*, room_id: int, user: User) -> None:
+    """Make the user a member of the room (idempotent)."""
+    selectors.room_assert_exists(pk=room_id)
+    membership = Room.members.through(room_id=room_id, user_id=user.pk)
+    try:  # one INSERT ... ON CONFLICT DO NOTHING, where get_or_create takes three round trips
+        Room.members.through.objects.bulk_create([membership], ignore_conflicts=True)
+    except IntegrityError as exc:  # the room was deleted meanwhile
+        raise RoomNotFound() from exc
+
+
+def room_leave(*, room_id: int, user: User) -> None:
+    """End the user's membership of the room."""
+    selectors.room_assert_exists(pk=room_id)
+    deleted, _ = Room.members.through.objects.filter(room_id=room_id, user_id=user.pk).delete()
+    if not deleted:
+        raise NotRoomMember()
+
+
+def message_create(*, room_id: int, author: User, text: str, client_id: str | None = None) -> tuple[Message, bool]:
+    """Post a message as a member, within the flood limit; returns it and whether it is new.
+
+    A repeated client_id returns the first message and stores nothing (safe retries),
+    without counting against the flood limit.
+    """
+    if client_id is not None:
+        existing = selectors.message_by_client_id(room_id=room_id, user_id=author.pk, client_id=client_id)
+        if existing is not None:
+            return existing, False
+    if not selectors.room_is_member(room_id=room_id, user_id=author.pk):
+        selectors.room_assert_exists(pk=room_id)  # 404 before 403; a member's room exists
+        raise NotRoomMember()
+    counter = message_rate_limit_check(user_id=author.pk)
+    message, created = message_store(room_id=room_id, author=author, text=text, client_id=client_id)
+    if not created:  # a retry that raced its original past the first look-up
+        message_rate_limit_refund(counter)
+    return message, created
+
+
+def message_store(*, room_id: int, author: User, text: str, client_id: str | None = None) -> tuple[Message, bool]:
+    """Store a message under the room's next seq, with no rule checks (also used by the admin).
+
+    The room row is locked while the next seq is taken, so concurrent posters get
+    1, 2, 3... with no gap or duplicate, and a retry racing its original is caught
+    by the client_id look-up under the same lock.
+    """
+    # No savepoint when a caller's transaction (the admin's) is open: nothing here is rolled back alone.
+    with transaction.atomic(savepoint=False):
+        room = Room.objects.select_for_update().only("pk", "last_seq").filter(pk=room_id).first()
+        if room is None:
+            raise RoomNotFound()
+        if client_id is not None:
+            existing = selectors.message_by_client_id(room_id=room_id, user_id=author.pk, client_id=client_id)
+            if existing is not None:
+                return existing, False
+        room.last_seq += 1
+        # update(), not save(): a new seq is not a room change its observers should announce.
+        Room.objects.filter(pk=room_id).update(last_seq=room.last_seq)
+        message = Message.objects.create(room_id=room_id, seq=room.last_seq, user=author, text=text, client_id=client_id)
+        transaction.on_commit(metrics.message_created)
+    return message, True
+
+
+def message_update(*, message: Message, user: User, text: str) -> Message:
+    """Edit a message's text (author only)."""
+    if message.user_id != user.pk:
+        raise NotMessageAuthor()
+    message.text = text
+    message.edited_at = timezone.now()
+    message.save(update_fields=["text", "edited_at"])
+    return message
+
+
+def message_delete(*, message: Message, user: User) -> None:
+    """Delete a message (its author or the room's host); its seq stays a hole."""
+    if message.user_id != user.pk and message.room.host_id != user.pk:
+        raise NotMessageAuthor("Only the message's author or the room's host may delete it.")
+    message.delete()
+
+
+def connection_open(*, channel_name: str, user: User, server_id: str) -> bool:
+    """Record a new WebSocket connection; True when it makes the user online."""
+    was_online = bool(selectors.online_user_ids(user_ids=[user.pk]))
+    Connection.objects.create(channel_name=channel_name, user=user, server_id=server_id, seen_at=timezone.now())
+    return not was_online
+
+
+def connections_close(*, channel_names: list[str]) -> tuple[list[int], list[int]]:
+    """Forget connections and their presence, in a fixed number of queries however many there are.
+
+    Returns the rooms whose set of present users changed, and the users left with no live connection.
+    """
+    presences = set(Presence.objects.filter(connection_id__in=channel_names).values_list("room_id", "connection__user_id"))
+    user_ids = set(Connection.objects.filter(pk__in=channel_names).values_list("user_id", flat=True))
+    # Presence first: then deleting the connections needs no cascade look-up.
+    Presence.objects.filter(connection_id__in=channel_names).delete()
+    Connection.objects.filter(pk__in=channel_names).delete()
+    still_present = selectors.present_pairs(room_ids={room for room, _ in presences}, user_ids={user for _, user in presences})
+    changed_rooms = sorted({room for room, user in presences if (room, user) not in still_present})
+    return changed_rooms, sorted(user_ids - selectors.online_user_ids(user_ids=user_ids))
+
+
+def connection_heartbeat(*, server_id: str) -> None:
+    """Mark every connection of this server process as alive."""
+    Connection.objects.filter(server_id=server_id).update(seen_at=timezone.now())
+
+
+def connection_sweep() -> tuple[list[int], list[int]]:
+    """Forget the connections of crashed processes (see connections_close for what it returns)."""
+    stale = list(Connection.objects.filter(seen_at__lt=selectors.live_connection_cutoff()).values_list("pk", flat=True))
+    return connections_close(channel_names=stale) if stale else ([], [])
+
+
+def presence_enter(*, channel_name: str, room_id: int, user: User) -> bool:
+    """Join the room as a member and be present on this connection; True when the set of present users changed."""
+    room_join(room_id=room_id, user=user)
+    was_present = bool(selectors.present_pairs(room_ids=[room_id], user_ids=[user.pk]))
+    try:
+        Presence.objects.bulk_create([Presence(connection_id=channel_name, room_id=room_id)], ignore_conflicts=True)
+    except IntegrityError as exc:  # the room was deleted meanwhile
+        raise RoomNotFound() from exc
+    return not was_present
+
+
+def presence_leave(*, channel_name: str, room_id: int, user: User) -> bool:
+    """End this connection's presence and the user's membership; True when the set of present users changed."""
+    deleted, _ = Presence.objects.filter(connection_id=channel_name, room_id=room_id).delete()
+    try:
+        room_leave(room_id=room_id, user=user)
+    except NotRoomMember:
+        if not deleted:  # neither present here nor a member: nothing to leave
+            raise
+    return bool(deleted) and not selectors.present_pairs(room_ids=[room_id], user_ids=[user.pk])

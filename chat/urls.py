@@ -1,0 +1,16 @@
+from django.urls import include, path
+from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.routers import SimpleRouter
+
+from chat import views
+
+router = SimpleRouter()
+router.register("rooms", views.RoomViewSet, basename="room")
+router.register("messages", views.MessageViewSet, basename="message")
+
+urlpatterns = [
+    path("auth/register/", views.RegisterView.as_view(), name="register"),
+    path("auth/token/", obtain_auth_token, name="token"),
+    path("users/me/", views.MeView.as_view(), name="me"),
+    path("", include(router.urls)),
+]

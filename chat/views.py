@@ -1,0 +1,137 @@
+"""HTTP API (PROTOCOL.md §4): thin DRF views over chat.services and chat.selectors."""
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from chat import selectors, services
+from chat.models import Message, Room
+from chat.serializers import (
+    MessageHistoryParamsSerializer,
+    MessageSerializer,
+    PkParamSerializer,
+    RegisterSerializer,
+    RoomListParamsSerializer,
+    RoomSerializer,
+    UserSerializer,
+    validate,
+)
+
+
+class RegisterView(generics.CreateAPIView):
+    """Create an account: 201 with the new User."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list[type] = []
+    serializer_class = RegisterSerializer
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = validate(RegisterSerializer, request.data)
+        user = services.user_register(username=data["username"], password=data["password"])
+        return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class MeView(generics.RetrieveAPIView):
+    """The authenticated user."""
+
+    serializer_class = UserSerializer
+
+    def get_object(self) -> Any:
+        return self.request.user
+
+
+class RoomViewSet(viewsets.GenericViewSet):
+    """Rooms: list, create, retrieve, rename, delete, join, leave, and their messages."""
+
+    serializer_class = RoomSerializer
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    # Only for the OpenAPI schema (the pk's type); reads go through chat.selectors.
+    queryset = Room.objects.none()
+
+    def get_object(self) -> Any:
+        pk = validate(PkParamSerializer, {"pk": self.kwargs["pk"]})["pk"]
+        return selectors.room_get(pk=pk)
+
+    @extend_schema(parameters=[RoomListParamsSerializer])
+    def list(self, request: Request) -> Response:
+        params = validate(RoomListParamsSerializer, request.query_params)
+        rooms, count = selectors.room_list(**params)
+        return Response({"results": RoomSerializer(rooms, many=True).data, "count": count})
+
+    def create(self, request: Request) -> Response:
+        data = validate(RoomSerializer, request.data)
+        room = services.room_create(host=request.user, name=data["name"])
+        return Response(RoomSerializer(room).data, status=status.HTTP_201_CREATED)
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return Response(RoomSerializer(self.get_object()).data)
+
+    def partial_update(self, request: Request, pk: str) -> Response:
+        room = self.get_object()
+        serializer = RoomSerializer(room, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        room = services.room_update(room=room, user=request.user, name=serializer.validated_data.get("name", room.name))
+        return Response(RoomSerializer(room).data)
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        services.room_delete(room=self.get_object(), user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def join(self, request: Request, pk: str) -> Response:
+        room = self.get_object()
+        services.room_join(room_id=room.pk, user=request.user)
+        return Response(RoomSerializer(room).data)
+
+    @extend_schema(request=None, responses={204: None})
+    @action(detail=True, methods=["post"])
+    def leave(self, request: Request, pk: str) -> Response:
+        services.room_leave(room_id=self.get_object().pk, user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(methods=["get"], parameters=[MessageHistoryParamsSerializer])
+    @extend_schema(methods=["post"], request=MessageSerializer, responses={201: MessageSerializer, 200: MessageSerializer})
+    @action(detail=True, methods=["get", "post"], serializer_class=MessageSerializer)
+    def messages(self, request: Request, pk: str) -> Response:
+        room_id = validate(PkParamSerializer, {"pk": pk})["pk"]
+        if request.method == "GET":
+            selectors.room_assert_exists(pk=room_id)
+            params = validate(MessageHistoryParamsSerializer, request.query_params)
+            messages, has_more = selectors.message_history(room_id=room_id, **params)
+            return Response({"results": MessageSerializer(messages, many=True).data, "has_more": has_more})
+        data = validate(MessageSerializer, request.data)
+        message, created = services.message_create(
+            room_id=room_id, author=request.user, text=data["text"], client_id=data.get("client_id")
+        )
+        return Response(
+            MessageSerializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+class MessageViewSet(viewsets.GenericViewSet):
+    """One message: edit its text or delete it."""
+
+    serializer_class = MessageSerializer
+    http_method_names = ["patch", "delete", "options"]
+    # Only for the OpenAPI schema (the pk's type); reads go through chat.selectors.
+    queryset = Message.objects.none()
+
+    def get_object(self) -> Any:
+        pk = validate(PkParamSerializer, {"pk": self.kwargs["pk"]})["pk"]
+        return selectors.message_get(pk=pk)
+
+    def partial_update(self, request: Request, pk: str) -> Response:
+        message = self.get_object()
+        data = validate(MessageSerializer, request.data)
+        message = services.message_update(message=message, user=request.user, text=data["text"])
+        return Response(MessageSerializer(message).data)
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        services.message_delete(message=self.get_object(), user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,1 @@
+"""The built-in web client: server-rendered pages whose scripts speak the public WebSocket API."""

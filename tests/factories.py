@@ -1,0 +1,40 @@
+"""factory_boy factories for test data."""
+
+import factory
+from factory.django import DjangoModelFactory
+
+from chat.models import Room, User
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+class UserFactory(DjangoModelFactory):
+    """A user whose password is PASSWORD."""
+
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def save_password(self, create: bool, extracted: object, **kwargs: object) -> None:
+        if create:
+            self.save(update_fields=["password"])
+
+
+class RoomFactory(DjangoModelFactory):
+    """A room whose host is its first member."""
+
+    class Meta:
+        model = Room
+        skip_postgeneration_save = True
+
+    name = factory.Sequence(lambda n: f"room-{n}")
+    host = factory.SubFactory(UserFactory)
+
+    @factory.post_generation
+    def host_is_member(self, create: bool, extracted: object, **kwargs: object) -> None:
+        if create:
+            self.members.add(self.host)

@@ -1,0 +1,222 @@
+"""The local two-process deployment (scripts/run-cluster.sh): shared state, metrics summed over processes, JSON logs."""
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import websockets
+from django.conf import settings
+from prometheus_client.parser import text_string_to_metric_families
+
+pytestmark = pytest.mark.live
+
+ROOT = Path(__file__).resolve().parent.parent
+RATE_LIMIT = 6
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Cluster:
+    """Two server processes started by scripts/run-cluster.sh, and their log files."""
+
+    def __init__(self, ports: list[int], log_dir: Path) -> None:
+        self.urls = [f"http://127.0.0.1:{port}" for port in ports]
+        self.log_dir = log_dir
+
+    def log_lines(self) -> list[str]:
+        return [line for path in sorted(self.log_dir.glob("*.log")) for line in path.read_text().splitlines()]
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/healthz", timeout=1).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    base = tmp_path_factory.mktemp("cluster")
+    ports = [free_port(), free_port()]
+    db = settings.DATABASES["default"]
+    test_db_name = os.environ.get("TEST_DATABASE_NAME") or f"test_{db['NAME']}"
+    database_url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{test_db_name}_cluster"
+    env = {
+        **os.environ,
+        "CLUSTER_PORTS": " ".join(map(str, ports)),
+        "CLUSTER_DIR": str(base),
+        "LOG_DIR": str(base / "logs"),
+        "DATABASE_URL": database_url,
+        "REDIS_URL": settings.REDIS_URL,
+        "REDIS_PREFIX": f"cluster-{uuid.uuid4().hex[:8]}",
+        "CHAT_MESSAGE_RATE_LIMIT": str(RATE_LIMIT),
+        "CHAT_MESSAGE_RATE_PERIOD": "60",
+        "LOG_LEVEL": "INFO",
+    }
+    for name in ("DEBUG", "SECRET_KEY", "LOG_FORMAT", "PROMETHEUS_MULTIPROC_DIR", "TEST_DATABASE_NAME"):
+        env.pop(name, None)
+    process = subprocess.Popen(
+        ["scripts/run-cluster.sh"],
+        cwd=ROOT,
+        env=env,
+        stdout=open(base / "run-cluster.out", "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        instance = Cluster(ports, base / "logs")
+        for url in instance.urls:
+            wait_for(
+                lambda url=url: process.poll() is None and _answers(url) or process.poll() is not None,
+                timeout=60,
+                what=f"{url} to answer",
+            )
+            assert process.poll() is None, (base / "run-cluster.out").read_text()
+        yield instance
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def register(url: str, username: str, password: str) -> str:
+    response = requests.post(f"{url}/api/auth/register/", json={"username": username, "password": password}, timeout=5)
+    assert response.status_code == 201, response.text
+    response = requests.post(f"{url}/api/auth/token/", json={"username": username, "password": password}, timeout=5)
+    assert response.status_code == 200, response.text
+    return response.json()["token"]
+
+
+def metrics(url: str, headers: dict[str, str] | None = None) -> dict[str, float]:
+    """Every sample of /metrics as {"name{label=value,...}": value}."""
+    response = requests.get(f"{url}/metrics", headers=headers or {}, timeout=5)
+    assert response.status_code == 200, response.text
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return samples
+
+
+def test_two_processes_share_state_and_metrics_and_keep_tokens_out_of_logs(cluster: Cluster) -> None:
+    a, b = cluster.urls
+    password = f"pw-{uuid.uuid4().hex}"
+    suffix = uuid.uuid4().hex[:8]
+    alice = register(a, f"alice-{suffix}", password)
+    bob = register(b, f"bob-{suffix}", password)
+    as_alice = {"Authorization": f"Token {alice}"}
+    as_bob = {"Authorization": f"Token {bob}"}
+    before = metrics(a)
+
+    room = requests.post(f"{a}/api/rooms/", json={"name": f"ops-{suffix}"}, headers=as_alice, timeout=5).json()
+    assert requests.post(f"{b}/api/rooms/{room['pk']}/join/", headers=as_bob, timeout=5).status_code in (200, 204)
+
+    # Bob listens on process B over WebSocket (token in the query string, as browsers must).
+    ws_url = b.replace("http://", "ws://") + f"/ws/chat/room/?token={bob}"
+    received: list[dict[str, Any]] = []
+    during: dict[str, float] = {}
+
+    async def listen_while_posting() -> None:
+        async with websockets.connect(ws_url, open_timeout=10) as ws:
+            await ws.send(json.dumps({"action": "subscribe_to_messages_in_room", "pk": room["pk"], "request_id": "s"}))
+            while "response_status" not in (reply := json.loads(await asyncio.wait_for(ws.recv(), 10))):
+                pass
+            assert reply["response_status"] == 200, reply
+            # Alice posts on process A (token as a query parameter on one of them).
+            for n in range(3):
+                url = f"{a}/api/rooms/{room['pk']}/messages/" + (f"?token={alice}" if n == 0 else "")
+                response = await asyncio.to_thread(
+                    requests.post, url, json={"text": f"hello {n}", "client_id": f"c{n}"}, headers=as_alice, timeout=5
+                )
+                assert response.status_code == 201, response.text
+            while len(received) < 3:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                if frame.get("action") == "create":
+                    received.append(frame)
+            during.update(await asyncio.to_thread(metrics, a))
+
+    asyncio.run(listen_while_posting())
+    assert [frame["data"]["seq"] for frame in received] == [1, 2, 3]
+
+    # WebSocket metrics, written by process B, read from process A.
+    def delta(key: str, now: dict[str, float] = during) -> float:
+        return now.get(key, 0) - before.get(key, 0)
+
+    assert delta("chat_ws_connections_open") == 1
+    assert delta("chat_ws_connections_total{close_code=none,outcome=accepted}") == 1
+    assert delta("chat_ws_actions_total{action=subscribe_to_messages_in_room,status=200}") == 1
+    assert delta("chat_events_fanned_out_total{event=create}") == 3
+    assert delta("chat_fanout_delay_seconds_count{event=create}") == 3
+    # Commit to send across two processes and Redis: well under a second here.
+    assert delta("chat_fanout_delay_seconds_bucket{event=create,le=1.0}") == 3
+    wait_for(lambda: metrics(a).get("chat_ws_connections_open", 0) == before.get("chat_ws_connections_open", 0), 10, "close")
+    closed = [k for k in metrics(b) if k.startswith("chat_ws_connections_total{") and "outcome=closed" in k]
+    assert closed, "the close was not counted"
+
+    # A retry (same client_id) on the other process stores nothing and counts nothing.
+    retry = requests.post(
+        f"{b}/api/rooms/{room['pk']}/messages/", json={"text": "hello 0", "client_id": "c0"}, headers=as_alice, timeout=5
+    )
+    assert retry.status_code == 200, retry.text
+    # Bob posts on B until the flood limit answers 429.
+    statuses = [
+        requests.post(f"{b}/api/rooms/{room['pk']}/messages/", json={"text": "flood"}, headers=as_bob, timeout=5).status_code
+        for _ in range(RATE_LIMIT + 2)
+    ]
+    assert statuses[:RATE_LIMIT] == [201] * RATE_LIMIT and statuses[RATE_LIMIT:] == [429, 429], statuses
+
+    created = 3 + RATE_LIMIT
+    # Both processes report the deployment's totals, whichever served the request.
+    for url in (a, b):
+        after = metrics(url)
+        assert after["chat_messages_created_total"] - before.get("chat_messages_created_total", 0) == created
+        key = "chat_rate_limited_total{limit=message}"
+        assert after[key] - before.get(key, 0) == 2
+
+    # /metrics is not for the outside world: a proxied request is refused in production mode.
+    assert requests.get(f"{a}/metrics", headers={"X-Forwarded-For": "203.0.113.9"}, timeout=5).status_code == 403
+
+    # Logs: every line is one JSON object, and neither token appears anywhere.
+    wait_for(
+        lambda: any('"ws.disconnect"' in line for line in cluster.log_lines()), timeout=10, what="the disconnect log"
+    )
+    lines = cluster.log_lines()
+    records = [json.loads(line) for line in lines]
+    assert all({"timestamp", "level", "logger", "message"} <= set(record) for record in records)
+    events = {r.get("event"): r for r in records}
+    assert events["ws.connect"]["user_id"] and "ws.disconnect" in events, sorted(map(str, events))
+    assert {"close_code", "duration_ms", "user_id"} <= set(events["ws.disconnect"])
+    access = [r for r in records if r["logger"] == "daphne.access"]
+    assert any(r.get("path", "").startswith("/api/rooms/") and "token=[REDACTED]" in r["path"] for r in access), access
+    assert {r["pid"] for r in access} and len({r["pid"] for r in records}) >= 2
+    text = "\n".join(lines)
+    for secret in (alice, bob, password):
+        assert secret not in text
+    assert "hello 1" not in text and "flood" not in text  # message texts are not logged either

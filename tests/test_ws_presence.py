@@ -1,0 +1,97 @@
+"""Presence per user, typing and online-user pushes (PROTOCOL.md §2 Pushes, §3 Presence)."""
+
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+
+from chat.models import Connection, Presence
+from tests.factories import RoomFactory, UserFactory
+from tests.ws import Client, connect
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+user_factory = database_sync_to_async(UserFactory)
+room_factory = database_sync_to_async(RoomFactory)
+
+
+async def presence_users(client: Client, room_id: int) -> list[str]:
+    push = await client.next_push()
+    assert push["action"] == "presence" and push["room"] == room_id, push
+    assert set(push) == {"action", "room", "data"}
+    return [user["username"] for user in push["data"]["users"]]
+
+
+async def test_presence_is_per_user_across_connections() -> None:
+    alice, bob = await user_factory(username="alice"), await user_factory(username="bob")
+    room = await room_factory(host=alice)
+    async with connect(alice) as a1:
+        await a1.request("join_room", pk=room.pk)
+        assert await presence_users(a1, room.pk) == ["alice"]
+        async with connect(bob) as b:
+            joined = await b.request("join_room", pk=room.pk)
+            assert [u["username"] for u in joined["data"]["current_users"]] == ["alice", "bob"]
+            assert await presence_users(a1, room.pk) == ["alice", "bob"]
+            assert await presence_users(b, room.pk) == ["alice", "bob"]
+            async with connect(alice) as a2:
+                await a2.request("join_room", pk=room.pk)  # alice was present already: no change, no push
+                await b.assert_silent()
+            await b.assert_silent()  # a2 closed but a1 still holds alice's presence
+        assert await presence_users(a1, room.pk) == ["alice"]  # bob disconnected
+        await a1.request("leave_room", pk=room.pk)
+        await a1.assert_silent()
+    assert not await database_sync_to_async(Presence.objects.exists)()
+    assert not await database_sync_to_async(Connection.objects.exists)()
+
+
+async def test_message_subscribers_get_presence_and_typing_but_typist_does_not() -> None:
+    alice, bob, carol = await user_factory(username="alice"), await user_factory(username="bob"), await user_factory(username="carol")
+    room = await room_factory(host=alice)
+    async with connect(alice) as a, connect(alice) as a_other, connect(bob) as b, connect(carol) as watcher:
+        assert (await a.request("typing", pk=room.pk))["response_status"] == 403  # not present yet
+        assert (await a.request("typing", pk=999999))["response_status"] == 404
+        await watcher.request("subscribe_to_messages_in_room", pk=room.pk, request_id="w")
+        await a.request("join_room", pk=room.pk)
+        await a_other.request("join_room", pk=room.pk)
+        await b.request("join_room", pk=room.pk)
+        for client in (a, a_other, b, watcher):
+            while True:  # drain presence pushes until bob is listed
+                if "bob" in await presence_users(client, room.pk):
+                    break
+        assert (await a.request("typing", pk=room.pk))["response_status"] == 200
+        for client in (b, watcher):
+            push = await client.next_push()
+            assert push == {"action": "typing", "room": room.pk, "data": {"user": {"id": alice.pk, "username": "alice"}}}
+        await a.assert_silent()
+        await a_other.assert_silent()
+
+
+async def test_online_users_subscription() -> None:
+    alice, bob = await user_factory(username="alice"), await user_factory(username="bob")
+    async with connect(alice) as a:
+        response = await a.request("subscribe_to_online_users", request_id="online")
+        assert response["data"] == {"users": [{"id": alice.pk, "username": "alice"}]}
+        async with connect(bob):
+            push = await a.next_push()
+            assert push == {
+                "action": "user_status",
+                "request_id": "online",
+                "data": {"user": {"id": bob.pk, "username": "bob"}, "online": True},
+            }
+            async with connect(bob):
+                await a.assert_silent()  # bob's second connection changes nothing
+            await a.assert_silent()
+        push = await a.next_push()
+        assert push["data"] == {"user": {"id": bob.pk, "username": "bob"}, "online": False}
+
+
+async def test_presence_shows_in_room_objects(django_user_model: Any) -> None:
+    alice = await user_factory(username="alice")
+    room = await room_factory(host=alice)
+    async with connect(alice) as a:
+        await a.request("join_room", pk=room.pk)
+        listed = await a.request("list")
+        assert listed["data"]["results"][0]["current_users"] == [{"id": alice.pk, "username": "alice"}]
+    async with connect(alice) as a:
+        retrieved = await a.request("retrieve", pk=room.pk)
+        assert retrieved["data"]["current_users"] == []
