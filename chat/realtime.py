@@ -10,6 +10,7 @@ import logging
 import uuid
 import weakref
 from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -54,7 +55,8 @@ def _state() -> _LoopState:
 async def _group_send(group: str, message: dict[str, Any]) -> None:
     """Best-effort push: a layer failure is counted and logged, never turned into an action error."""
     try:
-        await get_channel_layer().group_send(group, message)
+        # Each process receives a group's events once; "group" tells its fan-out whose they are.
+        await get_channel_layer().group_send(group, {**message, "group": group})
     except Exception:
         metrics.channel_layer_error("group_send")
         logger.exception("group send to %s failed", group)
@@ -73,13 +75,13 @@ async def push_presence(room_ids: list[int]) -> None:
     state = _state()
     state.pending_presence.update(room_ids)
     if state.presence_flush is None or state.presence_flush.done():
-        delay = max(PRESENCE_MIN_INTERVAL, *(_presence_delay(state, room_id) for room_id in room_ids))
-        state.presence_flush = asyncio.get_running_loop().create_task(_flush_presence(delay))
+        state.presence_flush = asyncio.get_running_loop().create_task(_flush_presence(_flush_delay(state, room_ids)))
 
 
-def _presence_delay(state: _LoopState, room_id: int) -> float:
-    size = state.room_sizes.get(room_id, 0)
-    return min(PRESENCE_MAX_INTERVAL, max(PRESENCE_MIN_INTERVAL, size / PRESENCE_USERS_PER_SECOND_OF_DELAY))
+def _flush_delay(state: _LoopState, room_ids: Iterable[int]) -> float:
+    """Big rooms wait longer between presence pushes: each push costs O(room size) per member."""
+    largest = max((state.room_sizes.get(room_id, 0) for room_id in room_ids), default=0)
+    return min(PRESENCE_MAX_INTERVAL, max(PRESENCE_MIN_INTERVAL, largest / PRESENCE_USERS_PER_SECOND_OF_DELAY))
 
 
 async def _flush_presence(delay: float) -> None:
@@ -99,7 +101,7 @@ async def _flush_presence(delay: float) -> None:
             # Encoded once here; every connection sends the same text.
             frame = json.dumps({"action": "presence", "room": room_id, "data": {"users": users}})
             await _group_send(groups.room_group(room_id), {"type": "room.presence", "text": frame})
-        delay = max(PRESENCE_MIN_INTERVAL, *(_presence_delay(state, room_id) for room_id in state.pending_presence))
+        delay = _flush_delay(state, state.pending_presence)
 
 
 async def push_typing(room_id: int, user: Any) -> None:
