@@ -6,9 +6,12 @@ return serialized data. Actions that also subscribe to groups or push events are
 async and reach the database only through `database_sync_to_async`.
 """
 
+import asyncio
 import json
 import logging
 import time
+from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -20,6 +23,7 @@ from djangochannelsrestframework.permissions import IsAuthenticated
 from rest_framework.exceptions import APIException, MethodNotAllowed
 
 from chat import groups, metrics, realtime, selectors, services
+from chat.fanout import local_fanout
 from chat.exceptions import NotPresent, NotSubscribed, RateLimited
 from chat.logging import log_event
 from chat.models import Message, Room
@@ -42,6 +46,7 @@ logger = logging.getLogger(__name__)
 MAX_FRAME_BYTES = 64 * 1024
 REPLAY_BATCH = 200
 CLOSE_AUTH_REVOKED = 4401
+CLOSE_INTERNAL_ERROR = 1011
 
 Status = tuple[Any, int]
 
@@ -53,6 +58,18 @@ def _request_id_is_valid(request_id: Any) -> bool:
 def message_push(action: str, request_id: Any, pk: int, data_json: str) -> str:
     """A message-stream push frame around already encoded message JSON."""
     return f'{{"action": "{action}", "request_id": {json.dumps(request_id)}, "pk": {pk}, "data": {data_json}}}'
+
+
+@dataclass
+class MessageSubscription:
+    """Where one message-stream subscription stands.
+
+    While `backlog` is a deque the subscription is catching up from the database
+    (after `after_seq`, or across a gap the layer left) and live events wait in it.
+    """
+
+    last_seq: int
+    backlog: deque[tuple[dict[str, Any], str]] | None = None
 
 
 @database_sync_to_async
@@ -84,8 +101,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
         self.user: Any = None
         self.present_rooms: set[int] = set()
         self.last_joined_room: int | None = None
-        # (room, request_id) -> seq of the last `create` this subscription received.
-        self.message_subscriptions: dict[tuple[int, Any], int] = {}
+        self.message_subscriptions: dict[tuple[int, Any], MessageSubscription] = {}
         self.instance_subscriptions: set[tuple[int, Any]] = set()
         self.online_users_request_ids: set[Any] = set()
         self.opened_at = time.monotonic()
@@ -110,6 +126,36 @@ class RoomConsumer(GenericAsyncAPIConsumer):
         realtime.ensure_heartbeat()
         if went_online:
             await realtime.push_user_status([UserSerializer(user).data], online=True)
+
+    async def add_group(self, name: str) -> None:
+        # Through the process's fan-out, not a layer channel of our own (chat/fanout.py).
+        if name not in self.groups:
+            self.groups.add(name)
+            try:
+                await local_fanout(self.channel_layer).add(name, self)
+            except BaseException:
+                self.groups.discard(name)
+                raise
+
+    async def remove_group(self, name: str) -> None:
+        if name in self.groups:
+            self.groups.discard(name)
+            await local_fanout(self.channel_layer).discard(name, self)
+
+    def _detach(self, work: Any) -> None:
+        """Run work beside this connection's frames; cancelled when it closes."""
+        task = asyncio.ensure_future(work)
+        self.detached_tasks.append(task)
+        task.add_done_callback(lambda done: done in self.detached_tasks and self.detached_tasks.remove(done))
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        for task in list(self.detached_tasks):
+            task.cancel()
+        fanout = local_fanout(self.channel_layer)
+        for name in self.groups:
+            await fanout.discard(name, self)
+        self.groups = set()
+        await super().websocket_disconnect(message)
 
     async def disconnect(self, code: int) -> None:
         if self.user is None:
@@ -302,19 +348,21 @@ class RoomConsumer(GenericAsyncAPIConsumer):
     async def subscribe_to_messages_in_room(self, request_id: Any, action: str, **params: Any) -> None:
         query = validate(SubscribeParamsSerializer, params)
         room_id, key = query["pk"], (query["pk"], request_id)
-        # Subscribe before reading where the room stands, so no event falls in between.
+        # Subscribe before reading where the room stands, so no event falls in between:
+        # events wait in the backlog until the replay is done.
+        subscription = MessageSubscription(last_seq=query.get("after_seq", 0), backlog=deque())
+        self.message_subscriptions[key] = subscription
         await self.message_activity.subscribe(room_id=room_id, request_id=request_id)
         try:
             last_seq = await database_sync_to_async(selectors.room_last_seq)(room_id=room_id)
         except Exception:
             await self._unsubscribe_messages(room_id, request_id)
             raise
-        self.message_subscriptions[key] = query.get("after_seq", last_seq)
+        if "after_seq" not in query:
+            subscription.last_seq = last_seq
         await self._sync_room_group(room_id)
         await self.reply(action=action, request_id=request_id, status=200)
-        # Events arriving meanwhile wait in this consumer's queue; those the replay
-        # already covered are dropped by seq in _deliver_message_event.
-        await self._send_missed(room_id, request_id)
+        await self._catch_up(key, subscription)
 
     @action()
     async def unsubscribe_from_messages_in_room(self, request_id: Any, **params: Any) -> Status:
@@ -329,14 +377,40 @@ class RoomConsumer(GenericAsyncAPIConsumer):
         await self.message_activity.unsubscribe(room_id=room_id, request_id=request_id)
         await self._sync_room_group(room_id)
 
-    async def _send_missed(self, room_id: int, request_id: Any, before_seq: int | None = None) -> int:
-        """Send, as `create` events, the stored messages this subscription has not seen (before before_seq)."""
-        key = (room_id, request_id)
-        has_more, sent = True, 0
-        while has_more and key in self.message_subscriptions:
-            messages, has_more = await _history_json(room_id, self.message_subscriptions[key], before_seq)
+    async def _catch_up(self, key: tuple[int, Any], subscription: MessageSubscription) -> None:
+        """Send what the database has after last_seq, then the live events held meanwhile; then go live.
+
+        If that fails the connection is closed: the client resumes with after_seq, whereas
+        carrying on would leave a silent gap or a subscription stuck in catch-up.
+        """
+        try:
+            await self._replay_then_go_live(key, subscription)
+        except Exception:
+            logger.exception("catching up room %s for request_id %r failed", *key)
+            await self.close(code=CLOSE_INTERNAL_ERROR)
+
+    async def _replay_then_go_live(self, key: tuple[int, Any], subscription: MessageSubscription) -> None:
+        await self._send_missed(key, subscription)
+        backlog = subscription.backlog
+        while backlog and self.message_subscriptions.get(key) is subscription:
+            event, action = backlog.popleft()
+            if action == "create":
+                if event["seq"] <= subscription.last_seq:
+                    continue  # the replay already sent it
+                if event["seq"] > subscription.last_seq + 1:
+                    # The layer dropped or reordered events: the database has what is missing.
+                    metrics.events_recovered(await self._send_missed(key, subscription, before_seq=event["seq"]))
+                subscription.last_seq = event["seq"]
+            await self._send_message_event(event, action, key[1])
+        subscription.backlog = None  # no await since the loop's last check: nothing can slip in
+
+    async def _send_missed(self, key: tuple[int, Any], subscription: MessageSubscription, before_seq: int | None = None) -> int:
+        """Send, as `create` events, the stored messages the subscription has not seen (before before_seq)."""
+        (room_id, request_id), has_more, sent = key, True, 0
+        while has_more and self.message_subscriptions.get(key) is subscription:
+            messages, has_more = await _history_json(room_id, subscription.last_seq, before_seq)
             for message in messages:
-                self.message_subscriptions[key] = message["seq"]
+                subscription.last_seq = message["seq"]
                 await self.send(text_data=message_push("create", request_id, message["id"], json.dumps(message)))
             sent += len(messages)
         return sent
@@ -365,21 +439,32 @@ class RoomConsumer(GenericAsyncAPIConsumer):
         yield groups.room_messages_group(room_id)
 
     async def _deliver_message_event(self, event: dict[str, Any], action: str, request_id: Any) -> bool:
-        """Forward one event to one subscription, keeping its `create`s gap-free and in seq order; True if sent."""
+        """Forward one live event to one subscription, keeping its `create`s gap-free and in seq order; True if sent.
+
+        Called by the process's fan-out for every local subscriber in turn, so it never
+        waits on the database: a gap is filled by a task of this connection's own.
+        """
         key = (event["room"], request_id)
-        last_seq = self.message_subscriptions.get(key)
-        if last_seq is None:
+        subscription = self.message_subscriptions.get(key)
+        if subscription is None:
+            return False
+        if subscription.backlog is not None:
+            subscription.backlog.append((event, action))
             return False
         if action == "create":
-            if event["seq"] <= last_seq:
+            if event["seq"] <= subscription.last_seq:
                 return False  # already sent by a replay or a gap fill
-            if event["seq"] > last_seq + 1:
-                # The layer dropped or reordered events: the database has what is missing.
-                metrics.events_recovered(await self._send_missed(event["room"], request_id, before_seq=event["seq"]))
-            self.message_subscriptions[key] = event["seq"]
+            if event["seq"] > subscription.last_seq + 1:
+                subscription.backlog = deque([(event, action)])
+                self._detach(self._catch_up(key, subscription))
+                return False
+            subscription.last_seq = event["seq"]
+        await self._send_message_event(event, action, request_id)
+        return True
+
+    async def _send_message_event(self, event: dict[str, Any], action: str, request_id: Any) -> None:
         # Straight to the server: the generic send() only wraps this in two more calls.
         await self.base_send({"type": "websocket.send", "text": message_push(action, request_id, event["pk"], event["data_json"])})
-        return True
 
     # --- room instance stream --------------------------------------------------------------
 

@@ -88,6 +88,29 @@ async def test_messages_fan_out_across_processes_from_websocket_and_http(pair: l
         assert event["data"] == response.json() and event["data"]["seq"] == 2
 
 
+async def test_each_process_joins_a_room_group_once_and_delivers_to_all_its_sockets(pair: list[LiveServer]) -> None:
+    """Local fan-out (chat/fanout.py): 3 + 2 subscribers on two processes are 2 Redis subscriptions, not 5."""
+    import redis.asyncio as redis
+    from django.conf import settings
+
+    a, b = pair
+    users = [register_user(a.base_url) for _ in range(5)]
+    room = create_room(a.base_url, users[0])
+    async with AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(ws(server, user)) for server, user in zip([a, a, a, b, b], users)]
+        for client in clients:
+            await call(client, "subscribe_to_messages_in_room", pk=room["pk"], request_id="stream")
+        layer_group = f"{settings.REDIS_PREFIX}:layer__group__chat.room.{room['pk']}"
+        connection = redis.from_url(settings.REDIS_URL)
+        try:
+            assert await connection.pubsub_numsub(layer_group) == [(layer_group.encode(), 2)]
+        finally:
+            await connection.aclose()
+        await call(clients[0], "create_message", room=room["pk"], message="to all five")
+        for client in clients:
+            assert (await next_push(client, "create"))["data"]["text"] == "to all five"
+
+
 async def test_presence_spans_processes(pair: list[LiveServer]) -> None:
     a, b = pair
     alice, bob = register_user(a.base_url), register_user(b.base_url)
