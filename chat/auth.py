@@ -10,11 +10,12 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from channels.auth import AuthMiddlewareStack
-from channels.db import database_sync_to_async
 from channels.security.websocket import OriginValidator
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from rest_framework.authtoken.models import Token
+
+from chat.db import db_thread
 
 Scope = dict[str, Any]
 
@@ -34,7 +35,7 @@ def has_origin(scope: Scope) -> bool:
     return any(name == b"origin" for name, _ in scope.get("headers", []))
 
 
-@database_sync_to_async
+@db_thread
 def user_for_token(key: str) -> Any:
     """The active user owning this token, or AnonymousUser."""
     token = Token.objects.select_related("user").filter(key=key).first()

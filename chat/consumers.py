@@ -3,7 +3,7 @@
 Request/response actions are sync DCRF actions (run in a worker thread) that
 validate parameters with the shared serializers, call one service or selector and
 return serialized data. Actions that also subscribe to groups or push events are
-async and reach the database only through `database_sync_to_async`.
+async and reach the database only through `db_thread`.
 """
 
 import asyncio
@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
 from django.http import Http404
 from djangochannelsrestframework.decorators import action
 from djangochannelsrestframework.generics import GenericAsyncAPIConsumer
@@ -23,8 +22,9 @@ from djangochannelsrestframework.permissions import IsAuthenticated
 from rest_framework.exceptions import APIException, MethodNotAllowed
 
 from chat import groups, metrics, realtime, selectors, services
-from chat.fanout import local_fanout
+from chat.db import db_action, db_thread
 from chat.exceptions import NotPresent, NotSubscribed, RateLimited
+from chat.fanout import local_fanout
 from chat.logging import log_event
 from chat.models import Message, Room
 from chat.observers import MessageObserver, fanout_observer
@@ -72,20 +72,20 @@ class MessageSubscription:
     backlog: deque[tuple[dict[str, Any], str]] | None = None
 
 
-@database_sync_to_async
+@db_thread
 def _enter_room(channel_name: str, room_id: int, user: Any) -> tuple[bool, dict[str, Any]]:
     """Be present in the room on this connection; whether presence changed, and the Room that includes the caller."""
     changed = services.presence_enter(channel_name=channel_name, room_id=room_id, user=user)
     return changed, RoomSerializer(selectors.room_get(pk=room_id)).data
 
 
-@database_sync_to_async
+@db_thread
 def _history_json(room_id: int, after_seq: int, before_seq: int | None = None) -> tuple[list[dict[str, Any]], bool]:
     messages, has_more = selectors.message_history(room_id=room_id, after_seq=after_seq, before_seq=before_seq, limit=REPLAY_BATCH)
     return MessageSerializer(messages, many=True).data, has_more
 
 
-@database_sync_to_async
+@db_thread
 def _online_users_json() -> list[dict[str, Any]]:
     return UserSerializer(selectors.online_users(), many=True).data
 
@@ -116,9 +116,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
             await self.close()  # before accept: the handshake is refused with HTTP 403
             return
         self.user = user
-        went_online = await database_sync_to_async(services.connection_open)(
-            channel_name=self.channel_name, user=user, server_id=realtime.SERVER_ID
-        )
+        went_online = await db_thread(services.connection_open)(channel_name=self.channel_name, user=user, server_id=realtime.SERVER_ID)
         await self.add_group(groups.user_group(user.pk))
         await self.accept()
         metrics.connection_accepted()
@@ -170,7 +168,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' dispatch first hops to the shared sync thread to close stale database
         # connections, for every frame and every event: that serialises fan-out across all
-        # consumers. Our database work goes through database_sync_to_async, which does it.
+        # consumers. Our database work goes through db_thread, which does it.
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -242,21 +240,21 @@ class RoomConsumer(GenericAsyncAPIConsumer):
 
     # --- rooms -----------------------------------------------------------------------
 
-    @action(name="list")  # not `def list`: that would shadow the builtin in this class body
+    @db_action(name="list")  # not `def list`: that would shadow the builtin in this class body
     def list_rooms(self, **params: Any) -> Status:
         rooms, count = selectors.room_list(**validate(RoomListParamsSerializer, params))
         return {"results": RoomSerializer(rooms, many=True).data, "count": count}, 200
 
-    @action()
+    @db_action()
     def retrieve(self, **params: Any) -> Status:
         return RoomSerializer(selectors.room_get(**validate(PkParamSerializer, params))).data, 200
 
-    @action()
+    @db_action()
     def create(self, data: Any = None, **params: Any) -> Status:
         room = services.room_create(host=self.user, name=validate(RoomSerializer, data)["name"])
         return RoomSerializer(room).data, 201
 
-    @action()
+    @db_action()
     def patch(self, data: Any = None, **params: Any) -> Status:
         room = selectors.room_get(**validate(PkParamSerializer, params))
         serializer = RoomSerializer(room, data=data, partial=True)
@@ -264,7 +262,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
         room = services.room_update(room=room, user=self.user, name=serializer.validated_data.get("name", room.name))
         return RoomSerializer(room).data, 200
 
-    @action()
+    @db_action()
     def delete(self, **params: Any) -> Status:
         services.room_delete(room=selectors.room_get(**validate(PkParamSerializer, params)), user=self.user)
         return None, 204
@@ -290,7 +288,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
     @action()
     async def leave_room(self, **params: Any) -> Status:
         room_id = validate(PkParamSerializer, params)["pk"]
-        changed = await database_sync_to_async(services.presence_leave)(channel_name=self.channel_name, room_id=room_id, user=self.user)
+        changed = await db_thread(services.presence_leave)(channel_name=self.channel_name, room_id=room_id, user=self.user)
         self.present_rooms.discard(room_id)
         if self.last_joined_room == room_id:
             self.last_joined_room = None
@@ -303,7 +301,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
     async def typing(self, **params: Any) -> Status:
         room_id = validate(PkParamSerializer, params)["pk"]
         if room_id not in self.present_rooms:
-            await database_sync_to_async(selectors.room_assert_exists)(pk=room_id)
+            await db_thread(selectors.room_assert_exists)(pk=room_id)
             raise NotPresent()
         await realtime.push_typing(room_id, self.user)
         return None, 200
@@ -317,25 +315,25 @@ class RoomConsumer(GenericAsyncAPIConsumer):
 
     # --- messages ----------------------------------------------------------------------
 
-    @action()
+    @db_action()
     def create_message(self, **params: Any) -> Status:
         room_id = validate(RoomParamSerializer, {"room": params.get("room", self.last_joined_room)})["room"]
         data = validate(MessageParamsSerializer, params)
         message, created = services.message_create(room_id=room_id, author=self.user, text=data["message"], client_id=data.get("client_id"))
         return MessageSerializer(message).data, 201 if created else 200
 
-    @action()
+    @db_action()
     def update_message(self, **params: Any) -> Status:
         message = selectors.message_get(**validate(PkParamSerializer, params))
         text = validate(MessageParamsSerializer, params)["message"]
         return MessageSerializer(services.message_update(message=message, user=self.user, text=text)).data, 200
 
-    @action()
+    @db_action()
     def delete_message(self, **params: Any) -> Status:
         services.message_delete(message=selectors.message_get(**validate(PkParamSerializer, params)), user=self.user)
         return None, 204
 
-    @action()
+    @db_action()
     def list_messages(self, **params: Any) -> Status:
         room_id = validate(PkParamSerializer, params)["pk"]
         selectors.room_assert_exists(pk=room_id)
@@ -354,7 +352,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
         self.message_subscriptions[key] = subscription
         await self.message_activity.subscribe(room_id=room_id, request_id=request_id)
         try:
-            last_seq = await database_sync_to_async(selectors.room_last_seq)(room_id=room_id)
+            last_seq = await db_thread(selectors.room_last_seq)(room_id=room_id)
         except Exception:
             await self._unsubscribe_messages(room_id, request_id)
             raise
@@ -471,7 +469,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
     @action()
     async def subscribe_instance(self, request_id: Any, **params: Any) -> Status:
         room_id = validate(PkParamSerializer, params)["pk"]
-        await database_sync_to_async(selectors.room_assert_exists)(pk=room_id)
+        await db_thread(selectors.room_assert_exists)(pk=room_id)
         await self.room_activity.subscribe(room_id=room_id, request_id=request_id)
         self.instance_subscriptions.add((room_id, request_id))
         return None, 200

@@ -42,8 +42,13 @@ class FanoutObserver(ModelObserver):
         extra = {key: value for key, value in message.items() if key not in ("body", "type")}
         requests = consumer._observer_group_to_request_id[self._stable_observer_id][message.get("group")]
         return await self.func(
-            consumer, message["body"], observer=self, message_type=message["type"],
-            subscribing_request_ids=list(requests), **extra, **kwargs,
+            consumer,
+            message["body"],
+            observer=self,
+            message_type=message["type"],
+            subscribing_request_ids=list(requests),
+            **extra,
+            **kwargs,
         )
 
     def send_prepared_messages(self, instance: Model) -> None:

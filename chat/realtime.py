@@ -1,7 +1,7 @@
 """Pushes that are not model events: presence, typing, online status; and the presence heartbeat.
 
 Everything here is async and talks to the channel layer; database work goes
-through chat.services / chat.selectors behind `database_sync_to_async`.
+through chat.services / chat.selectors behind `db_thread`.
 """
 
 import asyncio
@@ -9,14 +9,14 @@ import json
 import logging
 import uuid
 import weakref
-from dataclasses import dataclass, field
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from chat import groups, metrics, selectors, services
+from chat.db import db_thread
 from chat.serializers import UserSerializer
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ async def _group_send(group: str, message: dict[str, Any]) -> None:
         logger.exception("group send to %s failed", group)
 
 
-@database_sync_to_async
+@db_thread
 def _present_users(room_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     present = selectors.present_users_by_room(room_ids)
     return {room_id: present.get(room_id, []) for room_id in room_ids}
@@ -121,7 +121,7 @@ async def push_credentials_revoked(user_id: int, token_key: str | None) -> None:
     await _group_send(groups.user_group(user_id), {"type": "auth.revoked", "token": token_key})
 
 
-@database_sync_to_async
+@db_thread
 def _users_by_id(user_ids: list[int]) -> list[dict[str, Any]]:
     return UserSerializer(selectors.users_by_id(user_ids=user_ids), many=True).data
 
@@ -148,7 +148,7 @@ async def _forget_closed_connections() -> None:
     channel_names, done = state.closing, state.closed
     state.closing, state.closed = [], None
     try:
-        room_ids, offline_ids = await database_sync_to_async(services.connections_close)(channel_names=channel_names)
+        room_ids, offline_ids = await db_thread(services.connections_close)(channel_names=channel_names)
         await _announce_departures(room_ids, offline_ids)
     except Exception:  # the heartbeat's sweep removes what is left once it expires
         logger.exception("could not forget %d closed connections", len(channel_names))
@@ -168,8 +168,8 @@ async def _heartbeat_forever() -> None:
     while True:
         await asyncio.sleep(selectors.heartbeat_interval())
         try:
-            await database_sync_to_async(services.connection_heartbeat)(server_id=SERVER_ID)
-            room_ids, offline_ids = await database_sync_to_async(services.connection_sweep)()
+            await db_thread(services.connection_heartbeat)(server_id=SERVER_ID)
+            room_ids, offline_ids = await db_thread(services.connection_sweep)()
             await _announce_departures(room_ids, offline_ids)
         except Exception:  # keep beating: one failed round only delays expiry
             logger.exception("presence heartbeat failed")

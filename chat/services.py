@@ -168,11 +168,13 @@ def connection_sweep() -> tuple[list[int], list[int]]:
 
 def presence_enter(*, channel_name: str, room_id: int, user: User) -> bool:
     """Join the room as a member and be present on this connection; True when the set of present users changed."""
-    room_join(room_id=room_id, user=user)
-    was_present = bool(selectors.present_pairs(room_ids=[room_id], user_ids=[user.pk]))
+    # One transaction, one commit: a crowd joining a room is bound by these round trips.
     try:
-        Presence.objects.bulk_create([Presence(connection_id=channel_name, room_id=room_id)], ignore_conflicts=True)
-    except IntegrityError as exc:  # the room was deleted meanwhile
+        with transaction.atomic():
+            Room.members.through.objects.bulk_create([Room.members.through(room_id=room_id, user_id=user.pk)], ignore_conflicts=True)
+            was_present = bool(selectors.present_pairs(room_ids=[room_id], user_ids=[user.pk]))
+            Presence.objects.bulk_create([Presence(connection_id=channel_name, room_id=room_id)], ignore_conflicts=True)
+    except IntegrityError as exc:  # a foreign key to a room that does not exist (checked at the latest on commit)
         raise RoomNotFound() from exc
     return not was_present
 

@@ -106,12 +106,8 @@ class RoomViewSet(viewsets.GenericViewSet):
             messages, has_more = selectors.message_history(room_id=room_id, **params)
             return Response({"results": MessageSerializer(messages, many=True).data, "has_more": has_more})
         data = validate(MessageSerializer, request.data)
-        message, created = services.message_create(
-            room_id=room_id, author=request.user, text=data["text"], client_id=data.get("client_id")
-        )
-        return Response(
-            MessageSerializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        )
+        message, created = services.message_create(room_id=room_id, author=request.user, text=data["text"], client_id=data.get("client_id"))
+        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class MessageViewSet(viewsets.GenericViewSet):

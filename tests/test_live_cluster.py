@@ -97,7 +97,7 @@ async def test_each_process_joins_a_room_group_once_and_delivers_to_all_its_sock
     users = [register_user(a.base_url) for _ in range(5)]
     room = create_room(a.base_url, users[0])
     async with AsyncExitStack() as stack:
-        clients = [await stack.enter_async_context(ws(server, user)) for server, user in zip([a, a, a, b, b], users)]
+        clients = [await stack.enter_async_context(ws(server, user)) for server, user in zip([a, a, a, b, b], users, strict=True)]
         for client in clients:
             await call(client, "subscribe_to_messages_in_room", pk=room["pk"], request_id="stream")
         layer_group = f"{settings.REDIS_PREFIX}:layer__group__chat.room.{room['pk']}"

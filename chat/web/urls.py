@@ -14,9 +14,7 @@ urlpatterns = [
     path("accounts/signup/", views.SignupView.as_view(), name="signup"),
     path(
         "accounts/login/",
-        auth_views.LoginView.as_view(
-            template_name="chat/login.html", authentication_form=LoginForm, redirect_authenticated_user=True
-        ),
+        auth_views.LoginView.as_view(template_name="chat/login.html", authentication_form=LoginForm, redirect_authenticated_user=True),
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
