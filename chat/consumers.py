@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -95,9 +96,15 @@ class RoomConsumer(GenericAsyncAPIConsumer):
 
     permission_classes = (IsAuthenticated,)
     serializer_class = RoomSerializer
+    # No layer channel of its own: every event reaches a connection through its process's
+    # fan-out (chat/fanout.py), so Channels need not subscribe to and listen on one per
+    # connection (a Redis subscription, a queue and a task each).
+    channel_layer_alias = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # This connection's id (Connection.channel_name): what presence rows point at.
+        self.channel_name = f"conn.{uuid.uuid4().hex}"
         self.user: Any = None
         self.present_rooms: set[int] = set()
         self.last_joined_room: int | None = None
@@ -130,7 +137,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
         if name not in self.groups:
             self.groups.add(name)
             try:
-                await local_fanout(self.channel_layer).add(name, self)
+                await local_fanout().add(name, self)
             except BaseException:
                 self.groups.discard(name)
                 raise
@@ -138,7 +145,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
     async def remove_group(self, name: str) -> None:
         if name in self.groups:
             self.groups.discard(name)
-            await local_fanout(self.channel_layer).discard(name, self)
+            await local_fanout().discard(name, self)
 
     def _detach(self, work: Any) -> None:
         """Run work beside this connection's frames; cancelled when it closes."""
@@ -149,7 +156,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         for task in list(self.detached_tasks):
             task.cancel()
-        fanout = local_fanout(self.channel_layer)
+        fanout = local_fanout()
         for name in self.groups:
             await fanout.discard(name, self)
         self.groups = set()

@@ -18,7 +18,7 @@ import weakref
 from typing import Any, Protocol
 
 from channels.consumer import get_handler_name
-from channels.layers import BaseChannelLayer
+from channels.layers import BaseChannelLayer, get_channel_layer
 
 logger = logging.getLogger(__name__)
 
@@ -104,12 +104,12 @@ class LocalFanout:
                 logger.exception("delivering %s to %s failed", message["type"], member.channel_name)
 
 
-_fanouts: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, LocalFanout]]" = weakref.WeakKeyDictionary()
+_fanouts: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LocalFanout]" = weakref.WeakKeyDictionary()
 
 
-def local_fanout(layer: BaseChannelLayer) -> LocalFanout:
-    """The fan-out of this event loop for this layer (tests run one loop per test)."""
-    per_layer = _fanouts.setdefault(asyncio.get_running_loop(), {})
-    if id(layer) not in per_layer:
-        per_layer[id(layer)] = LocalFanout(layer)
-    return per_layer[id(layer)]
+def local_fanout() -> LocalFanout:
+    """The fan-out of this event loop, on the default channel layer (tests run one loop per test)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _fanouts:
+        _fanouts[loop] = LocalFanout(get_channel_layer())
+    return _fanouts[loop]

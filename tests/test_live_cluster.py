@@ -89,7 +89,7 @@ async def test_messages_fan_out_across_processes_from_websocket_and_http(pair: l
 
 
 async def test_each_process_joins_a_room_group_once_and_delivers_to_all_its_sockets(pair: list[LiveServer]) -> None:
-    """Local fan-out (chat/fanout.py): 3 + 2 subscribers on two processes are 2 Redis subscriptions, not 5."""
+    """Local fan-out (chat/fanout.py): 3 + 2 subscribers on two processes are 2 Redis subscriptions, not 5 (or 10)."""
     import redis.asyncio as redis
     from django.conf import settings
 
@@ -104,6 +104,9 @@ async def test_each_process_joins_a_room_group_once_and_delivers_to_all_its_sock
         connection = redis.from_url(settings.REDIS_URL)
         try:
             assert await connection.pubsub_numsub(layer_group) == [(layer_group.encode(), 2)]
+            # And no layer channel per connection: one fan-out channel per process.
+            own_channels = [c for c in await connection.pubsub_channels(f"{settings.REDIS_PREFIX}:layer*") if b"__group__" not in c]
+            assert len(own_channels) == 2 and all(b"fanout." in c for c in own_channels), own_channels
         finally:
             await connection.aclose()
         await call(clients[0], "create_message", room=room["pk"], message="to all five")
