@@ -20,10 +20,8 @@ def _increment(key: str, timeout: int) -> int:
         return 1
 
 
-def message_rate_limit_check(*, user_id: int) -> str:
+def message_rate_limit_check(*, user_id: int) -> None:
     """Count one message for the user; raise RateLimited when that would exceed the limit.
-
-    Returns the counter it incremented, for message_rate_limit_refund.
 
     A sliding-window counter: the previous fixed window is weighted by how much of
     it still overlaps the last `period` seconds, so no window boundary lets a burst
@@ -46,12 +44,3 @@ def message_rate_limit_check(*, user_id: int) -> str:
             retry_after = period * (1 - (limit - current) / previous) - (now % period)
         metrics.rate_limited("message")
         raise RateLimited(retry_after=retry_after)
-    return key
-
-
-def message_rate_limit_refund(counter: str) -> None:
-    """Give back a counted message that turned out not to be new (a racing retry)."""
-    try:
-        cache.decr(counter)
-    except ValueError:  # the window expired meanwhile: nothing left to give back
-        pass

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from chat.exceptions import MessageNotFound, RoomNotFound
@@ -88,9 +88,11 @@ def room_assert_exists(*, pk: int) -> None:
         raise RoomNotFound()
 
 
-def room_is_member(*, room_id: int, user_id: int) -> bool:
-    """Whether the user joined the room and has not left it."""
-    return Room.members.through.objects.filter(room_id=room_id, user_id=user_id).exists()
+def room_for_posting(*, room_id: int, user_id: int) -> Room | None:
+    """The room's seq counter, its row locked until the transaction ends, and `is_member` for this user; None if no such room."""
+    membership = Room.members.through.objects.filter(room_id=OuterRef("pk"), user_id=user_id)
+    rooms = Room.objects.select_for_update().only("pk", "last_seq").annotate(is_member=Exists(membership)).filter(pk=room_id)
+    return next(iter(rooms), None)
 
 
 def message_get(*, pk: int) -> Message:
@@ -103,7 +105,8 @@ def message_get(*, pk: int) -> Message:
 
 def message_by_client_id(*, room_id: int, user_id: int, client_id: str) -> Message | None:
     """The message this user already sent to this room under this client_id, if any."""
-    return Message.objects.select_related("user").filter(room_id=room_id, user_id=user_id, client_id=client_id).first()
+    # At most one row (a unique constraint): no ORDER BY, which .first() would add.
+    return next(iter(Message.objects.select_related("user").filter(room_id=room_id, user_id=user_id, client_id=client_id)), None)
 
 
 def message_history(
