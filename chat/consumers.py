@@ -367,7 +367,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
             subscription.last_seq = last_seq
         await self._sync_room_group(room_id)
         await self.reply(action=action, request_id=request_id, status=200)
-        await self._catch_up(key, subscription)
+        await self._catch_up(key, subscription, stored_up_to=last_seq)
 
     @action()
     async def unsubscribe_from_messages_in_room(self, request_id: Any, **params: Any) -> Status:
@@ -382,20 +382,22 @@ class RoomConsumer(GenericAsyncAPIConsumer):
         await self.message_activity.unsubscribe(room_id=room_id, request_id=request_id)
         await self._sync_room_group(room_id)
 
-    async def _catch_up(self, key: tuple[int, Any], subscription: MessageSubscription) -> None:
+    async def _catch_up(self, key: tuple[int, Any], subscription: MessageSubscription, stored_up_to: int | None = None) -> None:
         """Send what the database has after last_seq, then the live events held meanwhile; then go live.
 
         If that fails the connection is closed: the client resumes with after_seq, whereas
         carrying on would leave a silent gap or a subscription stuck in catch-up.
         """
         try:
-            await self._replay_then_go_live(key, subscription)
+            await self._replay_then_go_live(key, subscription, stored_up_to)
         except Exception:
             logger.exception("catching up room %s for request_id %r failed", *key)
             await self.close(code=CLOSE_INTERNAL_ERROR)
 
-    async def _replay_then_go_live(self, key: tuple[int, Any], subscription: MessageSubscription) -> None:
-        await self._send_missed(key, subscription)
+    async def _replay_then_go_live(self, key: tuple[int, Any], subscription: MessageSubscription, stored_up_to: int | None) -> None:
+        # stored_up_to: the room's last seq, read after subscribing; anything newer is in the backlog.
+        if stored_up_to is None or subscription.last_seq < stored_up_to:
+            await self._send_missed(key, subscription)
         backlog = subscription.backlog
         while backlog and self.message_subscriptions.get(key) is subscription:
             event, action = backlog.popleft()
