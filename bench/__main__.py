@@ -14,8 +14,9 @@ from bench.scenarios import Plan
 from bench.server import ServerConfig
 
 # The standard set (`make bench`): the default deployment measured in full, then the comparisons
-# (core layer, uvicorn, two processes) on the one-room scenarios only, all within STANDARD_BUDGET_S.
-STANDARD_CONFIGS = "daphne-pubsub-1,daphne-core-1,uvicorn-pubsub-1,daphne-pubsub-2"
+# (the stock-Channels baseline, core layer, uvicorn, two processes) on the one-room scenarios only,
+# all within STANDARD_BUDGET_S.
+STANDARD_CONFIGS = "daphne-pubsub-1,stock-pubsub-1,daphne-core-1,uvicorn-pubsub-1,daphne-pubsub-2"
 STANDARD_BUDGET_S = 540.0
 HERE = Path(__file__).resolve().parent
 
@@ -27,7 +28,10 @@ def ints(text: str) -> list[int]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument(
-        "--configs", default=STANDARD_CONFIGS, help="comma-separated <daphne|uvicorn>-<core|pubsub>-<processes> (default: %(default)s)"
+        "--configs",
+        default=STANDARD_CONFIGS,
+        help="comma-separated <daphne|uvicorn|stock>-<core|pubsub>-<processes>; stock: the stock-Channels baseline, bench/stock.py"
+        " (default: %(default)s)",
     )
     p.add_argument(
         "--full-first-only",

@@ -1,4 +1,4 @@
-"""Start the servers under test (daphne or uvicorn, 1..n processes) and read their CPU time and memory from /proc."""
+"""Start the servers under test (daphne, uvicorn or the stock baseline, 1..n processes) and read their CPU time and memory from /proc."""
 
 import os
 import resource
@@ -41,9 +41,9 @@ class ServerConfig:
             server, layer, processes = text.strip().split("-")
             config = cls(server=server, layer=layer, processes=int(processes))
         except ValueError as exc:
-            raise ValueError(f"bad configuration {text!r}: expected <daphne|uvicorn>-<core|pubsub>-<processes>") from exc
-        if config.server not in {"daphne", "uvicorn"} or config.layer not in {"core", "pubsub"} or config.processes < 1:
-            raise ValueError(f"bad configuration {text!r}: expected <daphne|uvicorn>-<core|pubsub>-<processes>")
+            raise ValueError(f"bad configuration {text!r}: expected <daphne|uvicorn|stock>-<core|pubsub>-<processes>") from exc
+        if config.server not in {"daphne", "uvicorn", "stock"} or config.layer not in {"core", "pubsub"} or config.processes < 1:
+            raise ValueError(f"bad configuration {text!r}: expected <daphne|uvicorn|stock>-<core|pubsub>-<processes>")
         return config
 
 
@@ -209,6 +209,9 @@ class ServerGroup:
 
     def command(self, fd: int) -> list[str]:
         """The command line serving the project's ASGI app from an inherited listening socket."""
+        if self.config.server == "stock":
+            # The baseline (bench/stock.py): stock daphne and stock Channels plumbing.
+            return [str(VENV_BIN / "daphne"), "--fd", str(fd), "-v", "0", "bench.stock:application"]
         if self.config.server == "daphne":
             # The project's own daphne entry point (as `make run` serves) when it has one.
             entry = [sys.executable, "-m", "mysite.serve"] if (self.source / "mysite" / "serve.py").exists() else [

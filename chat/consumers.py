@@ -106,11 +106,13 @@ class RoomConsumer(GenericAsyncAPIConsumer):
         # This connection's id (Connection.channel_name): what presence rows point at.
         self.channel_name = f"conn.{uuid.uuid4().hex}"
         self.user: Any = None
-        self.present_rooms: set[int] = set()
+        # Dicts used as ordered sets: an empty dict is a third of an empty set's size, and
+        # most of 10,000 idle connections never fill these.
+        self.present_rooms: dict[int, None] = {}
         self.last_joined_room: int | None = None
         self.message_subscriptions: dict[tuple[int, Any], MessageSubscription] = {}
-        self.instance_subscriptions: set[tuple[int, Any]] = set()
-        self.online_users_request_ids: set[Any] = set()
+        self.instance_subscriptions: dict[tuple[int, Any], None] = {}
+        self.online_users_request_ids: dict[Any, None] = {}
         self.opened_at = time.monotonic()
 
     # --- connection lifecycle -------------------------------------------------------
@@ -286,7 +288,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
         except Exception:
             await self._sync_room_group(room_id)
             raise
-        self.present_rooms.add(room_id)
+        self.present_rooms[room_id] = None
         self.last_joined_room = room_id
         if changed:
             await realtime.push_presence([room_id])
@@ -296,7 +298,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
     async def leave_room(self, **params: Any) -> Status:
         room_id = validate(PkParamSerializer, params)["pk"]
         changed = await db_thread(services.presence_leave)(channel_name=self.channel_name, room_id=room_id, user=self.user)
-        self.present_rooms.discard(room_id)
+        self.present_rooms.pop(room_id, None)
         if self.last_joined_room == room_id:
             self.last_joined_room = None
         await self._sync_room_group(room_id)
@@ -480,7 +482,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
         room_id = validate(PkParamSerializer, params)["pk"]
         await db_thread(selectors.room_assert_exists)(pk=room_id)
         await self.room_activity.subscribe(room_id=room_id, request_id=request_id)
-        self.instance_subscriptions.add((room_id, request_id))
+        self.instance_subscriptions[room_id, request_id] = None
         return None, 200
 
     @action()
@@ -488,7 +490,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
         room_id = validate(PkParamSerializer, params)["pk"]
         if (room_id, request_id) not in self.instance_subscriptions:
             raise NotSubscribed()
-        self.instance_subscriptions.discard((room_id, request_id))
+        self.instance_subscriptions.pop((room_id, request_id), None)
         await self.room_activity.unsubscribe(room_id=room_id, request_id=request_id)
         return None, 200
 
@@ -522,7 +524,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
     @action()
     async def subscribe_to_online_users(self, request_id: Any, **params: Any) -> Status:
         await self.add_group(groups.ONLINE_USERS_GROUP)
-        self.online_users_request_ids.add(request_id)
+        self.online_users_request_ids[request_id] = None
         return {"users": await _online_users_json()}, 200
 
     # --- channel-layer events (type "a.b" calls method a_b) ----------------------------------

@@ -33,7 +33,7 @@ def _urls() -> tuple[str, str, str]:
 def test_tiny_bench_run_writes_complete_result_without_losing_messages(tmp_path: Path) -> None:
     postgres_url, database, redis_url = _urls()
     command = [
-        sys.executable, "-m", "bench", "--smoke", "--configs", "daphne-pubsub-1",
+        sys.executable, "-m", "bench", "--smoke", "--configs", "daphne-pubsub-1,stock-pubsub-1",
         "--postgres-url", postgres_url, "--database", database, "--redis-url", redis_url, "--out", str(tmp_path),
     ]  # fmt: skip
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=220)
@@ -43,7 +43,7 @@ def test_tiny_bench_run_writes_complete_result_without_losing_messages(tmp_path:
     result = json.loads(result_file.read_text())
     assert {"meta", "configs", "targets"} <= result.keys()
     assert {"run_id", "command", "host", "plan", "duration_s"} <= result["meta"].keys()
-    (config,) = result["configs"]
+    config, stock = result["configs"]
     assert config["name"] == "daphne-pubsub-1" and "error" not in config
     scenarios = {s["name"]: s for s in config["scenarios"]}
     assert set(scenarios) == {"idle-5"} | DELIVERY_SCENARIOS, [s.get("error") for s in scenarios.values()]
@@ -65,4 +65,9 @@ def test_tiny_bench_run_writes_complete_result_without_losing_messages(tmp_path:
         assert s["latency_cdf"]["ms"], name
 
     assert any(check["target"].startswith("zero lost") and check["ok"] for check in result["targets"][config["name"]])
+    # The stock-Channels baseline (bench/stock.py) speaks enough of the contract to be measured alongside.
+    assert stock["name"] == "stock-pubsub-1" and "error" not in stock
+    for s in stock["scenarios"]:
+        if s["name"] in DELIVERY_SCENARIOS:
+            assert s["delivered_frames"] == s["expected_frames"] > 0 and s["lost"] == 0, s["name"]
     assert list(tmp_path.glob("*-latency-cdf.png")) and list(tmp_path.glob("*-throughput.png"))
