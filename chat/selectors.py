@@ -92,7 +92,7 @@ def room_for_posting(*, room_id: int, user_id: int) -> Room | None:
     """The room's seq counter, its row locked until the transaction ends, and `is_member` for this user; None if no such room."""
     membership = Room.members.through.objects.filter(room_id=OuterRef("pk"), user_id=user_id)
     rooms = Room.objects.select_for_update().only("pk", "last_seq").annotate(is_member=Exists(membership)).filter(pk=room_id)
-    return next(iter(rooms), None)
+    return next(iter(rooms.order_by()), None)
 
 
 def message_get(*, pk: int) -> Message:
@@ -105,8 +105,9 @@ def message_get(*, pk: int) -> Message:
 
 def message_by_client_id(*, room_id: int, user_id: int, client_id: str) -> Message | None:
     """The message this user already sent to this room under this client_id, if any."""
-    # At most one row (a unique constraint): no ORDER BY, which .first() would add.
-    return next(iter(Message.objects.select_related("user").filter(room_id=room_id, user_id=user_id, client_id=client_id)), None)
+    # At most one row (a unique constraint): no ORDER BY, which .first() or Meta.ordering would add.
+    messages = Message.objects.select_related("user").filter(room_id=room_id, user_id=user_id, client_id=client_id).order_by()
+    return next(iter(messages), None)
 
 
 def message_history(

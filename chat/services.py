@@ -102,6 +102,8 @@ def _message_append(*, room_id: int, author: User, text: str, client_id: str | N
         if room is None:
             raise RoomNotFound()
         if client_id is not None:
+            # A query of its own, after the lock: a subquery of the locking statement would
+            # read a snapshot taken before the lock and miss a racing retry's commit.
             existing = selectors.message_by_client_id(room_id=room_id, user_id=author.pk, client_id=client_id)
             if existing is not None:
                 return existing, False
