@@ -1,5 +1,6 @@
 """ASGI entry point: HTTP through Django, WebSockets through the chat consumer."""
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -19,3 +20,10 @@ application = ProtocolTypeRouter(
         "websocket": websocket_auth_stack(URLRouter(websocket_urlpatterns)),
     }
 )
+
+# Everything loaded so far (Django, the apps, DRF, Channels: a few hundred thousand
+# objects) lives as long as the process. Freezing it keeps the collector's full passes
+# from walking it again and again, which stalls the event loop mid-fan-out. Measured
+# with `python -m bench --configs daphne-pubsub-1 --scenarios room --subscribers 100`
+# (p99 at 50 msg/s), five runs each: without 23-126 ms (median 89), with 15-32 ms (median 20).
+gc.freeze()
