@@ -1,9 +1,11 @@
 """The WebSocket room API (PROTOCOL.md §2): a DCRF consumer over chat.services and chat.selectors.
 
-Request/response actions are sync DCRF actions (run in a worker thread) that
-validate parameters with the shared serializers, call one service or selector and
-return serialized data. Actions that also subscribe to groups or push events are
-async and reach the database only through `db_thread`.
+Request/response actions are sync DCRF actions (run on a worker thread through
+`chat.db.db_action`) that validate parameters with the shared serializers, call one
+service or selector and return serialized data. Actions that also subscribe to groups
+or push events are async and reach the database only through `chat.db.db_thread`.
+Events reach the consumer through its process's fan-out (`chat.fanout`), never through
+a layer channel of its own.
 """
 
 import asyncio
@@ -359,8 +361,8 @@ class RoomConsumer(GenericAsyncAPIConsumer):
         # events wait in the backlog until the replay is done.
         subscription = MessageSubscription(last_seq=query.get("after_seq", 0), backlog=deque())
         self.message_subscriptions[key] = subscription
-        await self.message_activity.subscribe(room_id=room_id, request_id=request_id)
         try:
+            await self.message_activity.subscribe(room_id=room_id, request_id=request_id)
             last_seq = await db_thread(selectors.room_last_seq)(room_id=room_id)
         except Exception:
             await self._unsubscribe_messages(room_id, request_id)
