@@ -39,7 +39,7 @@ class LocalFanout:
         # nobody returns before events of the group really reach this process.
         self.joined: dict[str, asyncio.Task[None]] = {}
         self.channel: str | None = None
-        self.reader: asyncio.Task[None] | None = None
+        self.reader: asyncio.Task[None] | None = None  # held here so the task is not garbage-collected
         self.channel_ready: asyncio.Lock = asyncio.Lock()
 
     async def add(self, group: str, member: Member) -> None:
@@ -60,7 +60,10 @@ class LocalFanout:
     def _forget(self, group: str, member: Member) -> bool:
         """Drop the member; True when the group has no local member left."""
         members = self.members.get(group)
-        if members is None or members.pop(member, False) is False or members:
+        if members is None or member not in members:
+            return False
+        del members[member]
+        if members:
             return False
         del self.members[group]
         join = self.joined.pop(group, None)

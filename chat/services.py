@@ -57,11 +57,15 @@ def room_delete(*, room: Room, user: User) -> None:
 def room_join(*, room_id: int, user: User) -> None:
     """Make the user a member of the room (idempotent)."""
     selectors.room_assert_exists(pk=room_id)
-    membership = Room.members.through(room_id=room_id, user_id=user.pk)
-    try:  # one INSERT ... ON CONFLICT DO NOTHING, where get_or_create takes three round trips
-        Room.members.through.objects.bulk_create([membership], ignore_conflicts=True)
+    try:
+        _add_member(room_id=room_id, user=user)
     except IntegrityError as exc:  # the room was deleted meanwhile
         raise RoomNotFound() from exc
+
+
+def _add_member(*, room_id: int, user: User) -> None:
+    # One INSERT ... ON CONFLICT DO NOTHING, where get_or_create takes three round trips.
+    Room.members.through.objects.bulk_create([Room.members.through(room_id=room_id, user_id=user.pk)], ignore_conflicts=True)
 
 
 def room_leave(*, room_id: int, user: User) -> None:
@@ -174,7 +178,7 @@ def presence_enter(*, channel_name: str, room_id: int, user: User) -> bool:
     # One transaction, one commit: a crowd joining a room is bound by these round trips.
     try:
         with transaction.atomic():
-            Room.members.through.objects.bulk_create([Room.members.through(room_id=room_id, user_id=user.pk)], ignore_conflicts=True)
+            _add_member(room_id=room_id, user=user)
             was_present = bool(selectors.present_pairs(room_ids=[room_id], user_ids=[user.pk]))
             Presence.objects.bulk_create([Presence(connection_id=channel_name, room_id=room_id)], ignore_conflicts=True)
     except IntegrityError as exc:  # a foreign key to a room that does not exist (checked at the latest on commit)
