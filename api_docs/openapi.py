@@ -55,14 +55,15 @@ MESSAGE_POST = inline_serializer(
     {
         "text": serializers.CharField(min_length=1, max_length=500),
         "client_id": serializers.CharField(
-            min_length=1, max_length=64, required=False, allow_null=True,
+            min_length=1,
+            max_length=64,
+            required=False,
+            allow_null=True,
             help_text="Idempotency key: a repeat returns the first message (200) and stores nothing.",
         ),
     },
 )
-ROOM_PAGE = inline_serializer(
-    "RoomPage", {"results": RoomSerializer(many=True), "count": serializers.IntegerField(min_value=0)}
-)
+ROOM_PAGE = inline_serializer("RoomPage", {"results": RoomSerializer(many=True), "count": serializers.IntegerField(min_value=0)})
 MESSAGE_PAGE = inline_serializer(
     "MessagePage",
     {"results": MessageSerializer(many=True, help_text="Ascending by seq."), "has_more": serializers.BooleanField()},

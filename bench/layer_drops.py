@@ -9,6 +9,8 @@ from channels_redis.core import RedisChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
 URL = "redis://127.0.0.1:6379/14"
+
+
 async def flood(layer, name: str, n: int = 1000) -> None:
     channel = await layer.new_channel()
     await layer.group_add("flood", channel)
@@ -22,8 +24,12 @@ async def flood(layer, name: str, n: int = 1000) -> None:
     except TimeoutError:
         pass
     print(f"{name}: {n} group messages to one channel that was not read meanwhile -> {got} received, {n - got} dropped")
+
+
 async def main() -> None:
     await flood(RedisChannelLayer(hosts=[URL], prefix="drop-core", capacity=100), "core capacity=100")
     await flood(RedisChannelLayer(hosts=[URL], prefix="drop-core2", capacity=1000), "core capacity=1000 (our default)", 3000)
     await flood(RedisPubSubChannelLayer(hosts=[URL], prefix="drop-ps"), "pubsub")
+
+
 asyncio.run(main())

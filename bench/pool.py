@@ -26,9 +26,7 @@ class Pool:
         self.procs = []
         for slot in range(workers):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(
-                target=worker_main, args=(child, self.counters, slot, specs[slot::workers], options), daemon=True
-            )
+            proc = ctx.Process(target=worker_main, args=(child, self.counters, slot, specs[slot::workers], options), daemon=True)
             proc.start()
             child.close()
             self.conns.append(parent)

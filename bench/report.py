@@ -98,7 +98,7 @@ def plot(document: dict[str, Any], prefix: Path) -> list[Path]:
             ax.set_ylabel("fraction of deliveries")
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=7)
-        for ax in list(axes.flat)[len(names):]:
+        for ax in list(axes.flat)[len(names) :]:
             ax.set_visible(False)
         fig.suptitle(f"Latency CDF — run {document['meta']['run_id']}")
         fig.tight_layout()

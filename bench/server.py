@@ -98,9 +98,7 @@ def prepare_database(base_url: str, name: str, *, fresh: bool, source: Path = RO
     url = database_url(base_url, name)
     env = dict(os.environ, DATABASE_URL=url, DJANGO_SETTINGS_MODULE="bench.settings", LOG_LEVEL="WARNING",
                PYTHONPATH=python_path(source))  # fmt: skip
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=source, env=env, check=True
-    )
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=source, env=env, check=True)
     return url
 
 

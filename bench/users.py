@@ -10,15 +10,11 @@ import requests
 RETRIES = 3
 
 
-def register_users(
-    base_url: str, prefix: str, count: int, *, threads: int = 8, progress: Callable[[int], None] | None = None
-) -> list[str]:
+def register_users(base_url: str, prefix: str, count: int, *, threads: int = 8, progress: Callable[[int], None] | None = None) -> list[str]:
     """Register `count` users named `<prefix>u<i>` and return their API tokens, in order."""
     password = secrets.token_urlsafe(18)  # one per run; never written anywhere
 
-    def post(
-        session: requests.Session, path: str, body: dict[str, str], ok: int, ok_on_retry: int | None = None
-    ) -> requests.Response:
+    def post(session: requests.Session, path: str, body: dict[str, str], ok: int, ok_on_retry: int | None = None) -> requests.Response:
         # A shared PostgreSQL can briefly run out of connections ("too many clients"): retry 5xx a few times.
         for attempt in range(RETRIES + 1):
             response = session.post(f"{base_url}{path}", json=body, timeout=30)

@@ -60,7 +60,6 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
             return
         super().serverSend(content, binary)
 
-
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         if sync or chopsize or self.send_queue or not self._write_now(data):
             super().sendData(data, sync, chopsize)

@@ -167,13 +167,9 @@ REDIS_PREFIX = env_str("REDIS_PREFIX", "chat")
 # Redis Sentinel (high availability): REDIS_SENTINELS=host1:26379,host2:26379 and the
 # master's name; REDIS_URL then only contributes the db number and password.
 # (Redis Cluster is not supported by channels-redis; see docs/DEPLOYMENT.md.)
-REDIS_SENTINELS = [
-    (host, int(port)) for host, _, port in (item.rpartition(":") for item in env_list("REDIS_SENTINELS", []))
-]
+REDIS_SENTINELS = [(host, int(port)) for host, _, port in (item.rpartition(":") for item in env_list("REDIS_SENTINELS", []))]
 REDIS_SENTINEL_MASTER = env_str("REDIS_SENTINEL_MASTER", "mymaster")
-REDIS_SENTINEL_KWARGS = (
-    {"password": os.environ["REDIS_SENTINEL_PASSWORD"]} if os.environ.get("REDIS_SENTINEL_PASSWORD") else None
-)
+REDIS_SENTINEL_KWARGS = {"password": os.environ["REDIS_SENTINEL_PASSWORD"]} if os.environ.get("REDIS_SENTINEL_PASSWORD") else None
 if REDIS_SENTINELS and not REDIS_URL:
     raise ImproperlyConfigured("REDIS_SENTINELS is set: also set REDIS_URL (its db number and password are used).")
 

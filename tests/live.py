@@ -262,9 +262,7 @@ class LiveUser:
 def register_user(base_url: str, username: str | None = None, password: str = PASSWORD) -> LiveUser:
     """Register a user and fetch its token through the public HTTP API."""
     username = username or unique_name("user")
-    response = requests.post(
-        f"{base_url}/api/auth/register/", json={"username": username, "password": password}, timeout=15
-    )
+    response = requests.post(f"{base_url}/api/auth/register/", json={"username": username, "password": password}, timeout=15)
     assert response.status_code == 201, explain(response)
     user_id = response.json()["id"]
     response = requests.post(f"{base_url}/api/auth/token/", json={"username": username, "password": password}, timeout=15)
@@ -274,8 +272,6 @@ def register_user(base_url: str, username: str | None = None, password: str = PA
 
 def create_room(base_url: str, user: LiveUser, name: str | None = None) -> dict:
     """Create a room over HTTP as `user` (its host and first member); returns the Room JSON."""
-    response = requests.post(
-        f"{base_url}/api/rooms/", json={"name": name or unique_name("room")}, headers=user.headers, timeout=15
-    )
+    response = requests.post(f"{base_url}/api/rooms/", json={"name": name or unique_name("room")}, headers=user.headers, timeout=15)
     assert response.status_code == 201, explain(response)
     return response.json()

@@ -56,6 +56,7 @@ def server_database(tmp: Path) -> Iterator[str]:
     and those flush it from this process, which Django refuses while Playwright's
     event loop runs here.
     """
+
     def migrate(url: str) -> None:
         command = [sys.executable, "manage.py", "migrate", "--noinput"]
         subprocess.run(command, cwd=ROOT, env=minimal_env(DATABASE_URL=url), check=True, capture_output=True)
@@ -394,9 +395,9 @@ def test_reconnect_resumes_without_duplicates_or_gaps(people: Callable[..., Pers
     expect(bob.page.locator("#pending .message")).to_have_count(0)  # acknowledged now
     expect(message(bob.page, "sent exactly once")).to_have_count(1)
     headers = api_token(base_url, alice.username)
-    stored = requests.get(
-        f"{base_url}/api/rooms/{room_pk(base_url, headers, room)}/messages/", headers=headers, timeout=5
-    ).json()["results"]
+    stored = requests.get(f"{base_url}/api/rooms/{room_pk(base_url, headers, room)}/messages/", headers=headers, timeout=5).json()[
+        "results"
+    ]
     assert [m["text"] for m in stored].count("sent exactly once") == 1
     assert message_texts(bob.page) == message_texts(alice.page) == [m["text"] for m in stored]
 

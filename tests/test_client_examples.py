@@ -23,7 +23,9 @@ def run_python_example(server: str, *args: str) -> tuple[list[dict[str, Any]], l
     """Run client.py with --trace; return the messages it printed and the frames it traced."""
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / "client.py"), "--server", server, "--trace", *args],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     frames = [(line[0], json.loads(line[2:])) for line in result.stderr.splitlines() if line[:2] in ("> ", "< ")]

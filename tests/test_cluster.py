@@ -181,9 +181,7 @@ def test_two_processes_share_state_and_metrics_and_keep_tokens_out_of_logs(clust
     assert closed, "the close was not counted"
 
     # A retry (same client_id) on the other process stores nothing and counts nothing.
-    retry = requests.post(
-        f"{b}/api/rooms/{room['pk']}/messages/", json={"text": "hello 0", "client_id": "c0"}, headers=as_alice, timeout=5
-    )
+    retry = requests.post(f"{b}/api/rooms/{room['pk']}/messages/", json={"text": "hello 0", "client_id": "c0"}, headers=as_alice, timeout=5)
     assert retry.status_code == 200, retry.text
     # Bob posts on B until the flood limit answers 429.
     statuses = [
@@ -204,9 +202,7 @@ def test_two_processes_share_state_and_metrics_and_keep_tokens_out_of_logs(clust
     assert requests.get(f"{a}/metrics", headers={"X-Forwarded-For": "203.0.113.9"}, timeout=5).status_code == 403
 
     # Logs: every line is one JSON object, and neither token appears anywhere.
-    wait_for(
-        lambda: any('"ws.disconnect"' in line for line in cluster.log_lines()), timeout=10, what="the disconnect log"
-    )
+    wait_for(lambda: any('"ws.disconnect"' in line for line in cluster.log_lines()), timeout=10, what="the disconnect log")
     lines = cluster.log_lines()
     records = [json.loads(line) for line in lines]
     assert all({"timestamp", "level", "logger", "message"} <= set(record) for record in records)

@@ -33,9 +33,7 @@ def production_env(**overrides: str) -> dict[str, str]:
 
 
 def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_check_deploy_passes_in_production_configuration() -> None:
@@ -47,9 +45,7 @@ def test_check_deploy_passes_in_production_configuration() -> None:
 
 def test_check_deploy_flags_an_insecure_override() -> None:
     # The check is not vacuous: turning a production default off is reported.
-    result = manage(
-        "check", "--deploy", "--fail-level", "WARNING", env=production_env(SESSION_COOKIE_SECURE="false")
-    )
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=production_env(SESSION_COOKIE_SECURE="false"))
     assert result.returncode != 0
     assert "security.W012" in result.stdout + result.stderr
 
@@ -84,9 +80,7 @@ def test_production_defaults_from_environment() -> None:
 
 
 @pytest.mark.django_db
-@override_settings(
-    SECURE_SSL_REDIRECT=True, SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https"), SECURE_HSTS_SECONDS=3600
-)
+@override_settings(SECURE_SSL_REDIRECT=True, SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https"), SECURE_HSTS_SECONDS=3600)
 def test_https_behind_proxy_redirects_plain_http_but_not_probes() -> None:
     client = Client()
     plain = client.get("/api/rooms/")
@@ -114,9 +108,7 @@ def test_cors_preflight_from_allowed_origin_gets_headers() -> None:
 @pytest.mark.django_db
 @override_settings(CORS_ALLOWED_ORIGINS=[SPA])
 def test_cors_preflight_from_other_origin_gets_no_headers() -> None:
-    response = Client().options(
-        "/api/rooms/", headers={"Origin": "https://evil.example.net", "Access-Control-Request-Method": "POST"}
-    )
+    response = Client().options("/api/rooms/", headers={"Origin": "https://evil.example.net", "Access-Control-Request-Method": "POST"})
     assert "Access-Control-Allow-Origin" not in response
     assert "Access-Control-Allow-Methods" not in response
 

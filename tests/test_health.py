@@ -49,9 +49,7 @@ def test_readyz_is_503_when_redis_is_unreachable() -> None:
 
 
 def test_readyz_is_503_when_the_database_is_unreachable() -> None:
-    with closed_port() as port, run_servers(1, {"DATABASE_URL": f"postgres://postgres@127.0.0.1:{port}/chat"}) as (
-        server,
-    ):
+    with closed_port() as port, run_servers(1, {"DATABASE_URL": f"postgres://postgres@127.0.0.1:{port}/chat"}) as (server,):
         status, body, elapsed = probe(server, "/readyz")
         assert status == 503, body
         assert body == {"status": "unavailable", "checks": {"database": "unavailable", "channel_layer": "ok"}}

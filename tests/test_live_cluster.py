@@ -139,7 +139,9 @@ async def test_flood_limit_and_safe_retries_are_shared_by_processes(django_db_se
         def post(server: LiveServer, client_id: str) -> requests.Response:
             return requests.post(
                 f"{server.base_url}/api/rooms/{room['pk']}/messages/",
-                json={"text": f"hello {client_id}", "client_id": client_id}, headers=alice.headers, timeout=10,
+                json={"text": f"hello {client_id}", "client_id": client_id},
+                headers=alice.headers,
+                timeout=10,
             )
 
         # The same client_id sent to both processes at once: stored once, answered twice.

@@ -20,9 +20,23 @@ from tests.live import LiveServer, create_room, register_user, run_servers
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
 ACTIONS = [
-    "list", "retrieve", "create", "patch", "delete", "join_room", "leave_room", "create_message", "update_message",
-    "delete_message", "list_messages", "subscribe_to_messages_in_room", "unsubscribe_from_messages_in_room",
-    "subscribe_instance", "unsubscribe_instance", "typing", "subscribe_to_online_users",
+    "list",
+    "retrieve",
+    "create",
+    "patch",
+    "delete",
+    "join_room",
+    "leave_room",
+    "create_message",
+    "update_message",
+    "delete_message",
+    "list_messages",
+    "subscribe_to_messages_in_room",
+    "unsubscribe_from_messages_in_room",
+    "subscribe_instance",
+    "unsubscribe_instance",
+    "typing",
+    "subscribe_to_online_users",
 ]
 PARAMETERS = ["pk", "data", "message", "room", "client_id", "after_seq", "before_seq", "limit", "page", "page_size", "name"]
 

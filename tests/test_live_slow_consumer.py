@@ -45,9 +45,10 @@ async def test_a_stalled_reader_is_closed_and_the_others_keep_their_pace(django_
         async with connect(f"{server.ws_url}?token={stalled.token}", sock=sock, max_queue=1, ping_interval=None) as slow:
             for copy in range(SLOW_COPIES):
                 await slow.send(json.dumps({"action": "subscribe_to_messages_in_room", "request_id": copy, "pk": room["pk"]}))
-            async with contract_connect(f"{server.ws_url}?token={alice.token}") as poster, contract_connect(
-                f"{server.ws_url}?token={alice.token}"
-            ) as reader:
+            async with (
+                contract_connect(f"{server.ws_url}?token={alice.token}") as poster,
+                contract_connect(f"{server.ws_url}?token={alice.token}") as reader,
+            ):
                 await reader.request("subscribe_to_messages_in_room", request_id="reader", pk=room["pk"])
                 await poster.request("join_room", request_id="join", pk=room["pk"])
                 rss_before = rss_bytes(server.pid)
@@ -74,6 +75,8 @@ async def test_a_stalled_reader_is_closed_and_the_others_keep_their_pace(django_
         assert growth < MESSAGES * SLOW_COPIES * 500 / 2, growth
         latencies.sort()
         p99 = latencies[int(len(latencies) * 0.99) - 1]
-        print(f"\nslow consumer: closed with {slow.close_code}; server RSS grew {growth / 1e6:.1f} MB "
-              f"(unbounded: ~{MESSAGES * SLOW_COPIES * 650 / 1e6:.0f} MB of frames); other subscriber p99 {p99 * 1000:.0f} ms")
+        print(
+            f"\nslow consumer: closed with {slow.close_code}; server RSS grew {growth / 1e6:.1f} MB "
+            f"(unbounded: ~{MESSAGES * SLOW_COPIES * 650 / 1e6:.0f} MB of frames); other subscriber p99 {p99 * 1000:.0f} ms"
+        )
         assert p99 < 2.0, latencies[-5:]

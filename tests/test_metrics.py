@@ -158,10 +158,7 @@ def test_close_code_classes() -> None:
 def test_multiprocess_totals_and_dead_process_gauges(tmp_path: Path) -> None:
     """Counters of several processes add up; a dead process's open connections stop counting."""
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "mysite.settings"}
-    worker = (
-        "import os; from chat import metrics; metrics.message_created(); metrics.connection_accepted(); "
-        "print(os.getpid())"
-    )
+    worker = "import os; from chat import metrics; metrics.message_created(); metrics.connection_accepted(); print(os.getpid())"
     pids = [
         subprocess.run([sys.executable, "-c", worker], cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout.strip()
         for _ in range(2)

@@ -19,9 +19,7 @@ from tests.ws import connect
 def post_messages(room: Room, author: User, count: int, *, age_days: float) -> list[Message]:
     """Store `count` messages and backdate them by `age_days`."""
     messages = [services.message_store(room_id=room.pk, author=author, text=f"m{n}")[0] for n in range(count)]
-    Message.objects.filter(pk__in=[m.pk for m in messages]).update(
-        created_at=timezone.now() - datetime.timedelta(days=age_days)
-    )
+    Message.objects.filter(pk__in=[m.pk for m in messages]).update(created_at=timezone.now() - datetime.timedelta(days=age_days))
     return messages
 
 

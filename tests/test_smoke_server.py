@@ -17,9 +17,7 @@ pytestmark = pytest.mark.live
 
 def test_embedded_default_serves_register_token_room_post_history() -> None:
     env = minimal_env()
-    migrate = subprocess.run(
-        [PYTHON, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
-    )
+    migrate = subprocess.run([PYTHON, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert migrate.returncode == 0, migrate.stdout + migrate.stderr
 
     with run_servers(1, base_env=env) as (server,):

@@ -72,9 +72,18 @@ async def test_messages_post_edit_delete_and_history() -> None:
         posted = await m.request("create_message", message=" hi ")
         assert posted["response_status"] == 201 and set(posted["data"]) == MESSAGE_KEYS
         assert posted["data"]["text"] == "hi" and posted["data"]["room"] == room.pk
-        for bad in [{}, {"message": ""}, {"message": " \t"}, {"message": "x" * 501}, {"message": 5}, {"message": None},
-                    {"message": "ok", "client_id": ""}, {"message": "ok", "client_id": "c" * 65}, {"message": "a\x00b"},
-                    {"message": "ok", "room": "one"}]:
+        for bad in [
+            {},
+            {"message": ""},
+            {"message": " \t"},
+            {"message": "x" * 501},
+            {"message": 5},
+            {"message": None},
+            {"message": "ok", "client_id": ""},
+            {"message": "ok", "client_id": "c" * 65},
+            {"message": "a\x00b"},
+            {"message": "ok", "room": "one"},
+        ]:
             frame = await m.bad_request("create_message", **bad)
             assert_error(frame, 400)
         assert await message_count() == 1
@@ -102,6 +111,7 @@ async def test_history_slices_over_websocket() -> None:
     for i in range(1, 8):
         await store(room, host, f"m{i}")
     async with connect(host) as h:
+
         async def seqs(**params: Any) -> tuple[list[int], bool]:
             data = (await h.request("list_messages", pk=room.pk, **params))["data"]
             return [m["seq"] for m in data["results"]], data["has_more"]
