@@ -1,6 +1,6 @@
 """OpenAPI annotations of chat's HTTP views (drf-spectacular extensions), kept beside the other API documents.
 
-The views in chat/views.py validate input with shared serializers and return
+The views in chat/http/views.py validate input with shared serializers and return
 hand-built envelopes (`{"results", "count"}`), which drf-spectacular cannot infer.
 The extensions below replace each view, for schema generation only, with a
 subclass carrying the exact request bodies, response bodies and error responses
@@ -13,7 +13,7 @@ from drf_spectacular.extensions import OpenApiViewExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers
 
-from chat.serializers import MessageSerializer, RoomSerializer, UserSerializer
+from chat.core.serializers import MessageSerializer, RoomSerializer, UserSerializer
 
 # --- error bodies (DRF's usual JSON) ----------------------------------------------------------
 DETAIL = inline_serializer("ErrorDetail", {"detail": serializers.CharField()})
@@ -77,7 +77,7 @@ TOKEN = inline_serializer("Token", {"token": serializers.CharField()})
 class RegisterViewSchema(OpenApiViewExtension):
     """POST /api/auth/register/: 201 User."""
 
-    target_class = "chat.views.RegisterView"
+    target_class = "chat.http.views.RegisterView"
 
     def view_replacement(self) -> Any:
         class Fixed(self.target_class):  # type: ignore[name-defined,misc]
@@ -119,7 +119,7 @@ class ObtainTokenSchema(OpenApiViewExtension):
 class MeViewSchema(OpenApiViewExtension):
     """GET /api/users/me/."""
 
-    target_class = "chat.views.MeView"
+    target_class = "chat.http.views.MeView"
 
     def view_replacement(self) -> Any:
         return extend_schema_view(get=extend_schema(summary="The authenticated user", responses={200: UserSerializer, **_errors(401)}))(
@@ -130,7 +130,7 @@ class MeViewSchema(OpenApiViewExtension):
 class RoomViewSetSchema(OpenApiViewExtension):
     """/api/rooms/ and its detail, join, leave and messages routes."""
 
-    target_class = "chat.views.RoomViewSet"
+    target_class = "chat.http.views.RoomViewSet"
 
     def view_replacement(self) -> Any:
         return extend_schema_view(
@@ -188,7 +188,7 @@ class RoomViewSetSchema(OpenApiViewExtension):
 class MessageViewSetSchema(OpenApiViewExtension):
     """/api/messages/{id}/: edit or delete one message."""
 
-    target_class = "chat.views.MessageViewSet"
+    target_class = "chat.http.views.MessageViewSet"
 
     def view_replacement(self) -> Any:
         return extend_schema_view(

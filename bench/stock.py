@@ -24,9 +24,9 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 from rest_framework.exceptions import APIException  # noqa: E402
 
-from chat import selectors, services  # noqa: E402
-from chat.auth import websocket_auth_stack  # noqa: E402
-from chat.serializers import MessageSerializer, RoomSerializer  # noqa: E402
+from chat.core import selectors, services  # noqa: E402
+from chat.core.serializers import MessageSerializer, RoomSerializer  # noqa: E402
+from chat.ws.auth import websocket_auth_stack  # noqa: E402
 
 
 def _room_group(room_id: int) -> str:

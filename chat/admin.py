@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
-from chat import services
+from chat.core import services
 from chat.models import Message, Room, User
 
 admin.site.register(User, UserAdmin)
@@ -18,7 +18,7 @@ class RoomAdmin(admin.ModelAdmin):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    """Messages; read-only numbering, since seq is assigned by chat.services."""
+    """Messages; read-only numbering, since seq is assigned by chat.core.services."""
 
     list_display = ["pk", "room", "seq", "user", "text", "created_at", "edited_at"]
     list_filter = ["room"]

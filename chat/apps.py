@@ -8,4 +8,4 @@ class ChatConfig(AppConfig):
     name = "chat"
 
     def ready(self) -> None:
-        from chat import signals  # noqa: F401  (connects the receivers)
+        from chat.events import signals  # noqa: F401  (connects the receivers)

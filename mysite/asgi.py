@@ -11,8 +11,8 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from chat.auth import websocket_auth_stack  # noqa: E402
-from chat.routing import websocket_urlpatterns  # noqa: E402
+from chat.ws.auth import websocket_auth_stack  # noqa: E402
+from chat.ws.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

@@ -3,7 +3,7 @@
 Same options as the `daphne` command. The difference: daphne writes its access
 log (every request path, query string included) straight to stdout, bypassing
 `logging`, so `?token=<key>` would reach the log verbatim. Here those lines go
-through `chat.logging.access_log`, i.e. the credential scrubber and LOG_FORMAT.
+through `chat.ops.logging.access_log`, i.e. the credential scrubber and LOG_FORMAT.
 On exit the process's live gauges are dropped from the shared metrics directory.
 Each connection also gets a lighter input queue (InputQueue) than daphne's asyncio.Queue.
 """
@@ -49,7 +49,7 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
             # then die before its disconnect handling (presence cleanup) could run.
             return
         if self.state == self.STATE_OPEN and self.backlog_bytes() > MAX_BACKLOG_BYTES:
-            from chat.metrics import slow_consumer_disconnected
+            from chat.ops.metrics import slow_consumer_disconnected
 
             self.slow_consumer_closed = True
             slow_consumer_disconnected()
@@ -147,7 +147,7 @@ class LoggingServer(Server):
         return input_queue
 
     def log_action(self, protocol: str, action: str, details: dict[str, Any]) -> None:
-        from chat.logging import access_log
+        from chat.ops.logging import access_log
 
         access_log(protocol, action, details)
 
@@ -197,7 +197,7 @@ def main() -> None:
     try:
         LoggingCommandLineInterface().run(sys.argv[1:])
     finally:
-        from chat.metrics import mark_process_dead
+        from chat.ops.metrics import mark_process_dead
 
         mark_process_dead()
 

@@ -239,7 +239,7 @@ CHAT_PRESENCE_EXPIRY = env_number("CHAT_PRESENCE_EXPIRY", 60)
 # Messages older than this many days are deleted by `manage.py prune_messages`; unset keeps them forever.
 CHAT_MESSAGE_RETENTION_DAYS = env_number("CHAT_MESSAGE_RETENTION_DAYS", 0) or None
 
-# --- Metrics (chat/metrics.py) --------------------------------------------------------
+# --- Metrics (chat/ops/metrics.py) --------------------------------------------------------
 # /metrics is open under DEBUG; otherwise to `Authorization: Bearer $METRICS_TOKEN` and to
 # direct (not proxied) loopback clients unless METRICS_ALLOW_LOCALHOST=false.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "").strip()
@@ -296,7 +296,7 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "chat-index"
 LOGOUT_REDIRECT_URL = "login"
 
-# --- Logging (chat/logging.py) -----------------------------------------------------------
+# --- Logging (chat/ops/logging.py) -----------------------------------------------------------
 # LOG_FORMAT=json prints one JSON object per line; every record is scrubbed of credentials.
 LOG_FORMAT = env_str("LOG_FORMAT", "text").lower()
 if LOG_FORMAT not in {"text", "json"}:
@@ -305,10 +305,10 @@ LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"scrub_credentials": {"()": "chat.logging.ScrubCredentialsFilter"}},
+    "filters": {"scrub_credentials": {"()": "chat.ops.logging.ScrubCredentialsFilter"}},
     "formatters": {
         "text": {"format": "%(asctime)s %(levelname)-8s %(name)s %(message)s"},
-        "json": {"()": "chat.logging.JsonFormatter"},
+        "json": {"()": "chat.ops.logging.JsonFormatter"},
     },
     "handlers": {
         "console": {

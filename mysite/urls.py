@@ -3,11 +3,11 @@ from django.contrib import admin
 from django.contrib.staticfiles.views import serve as serve_static
 from django.urls import include, path, re_path
 
-from chat import health, metrics
+from chat.ops import health, metrics
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/", include("chat.urls")),
+    path("api/", include("chat.http.urls")),
     # OpenAPI schema and docs, AsyncAPI document and page (PROTOCOL.md §4); public.
     path("api/", include("api_docs.urls")),
     path("healthz", health.healthz, name="healthz"),

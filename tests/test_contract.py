@@ -8,7 +8,7 @@ import pytest
 from channels.db import database_sync_to_async
 from rest_framework.authtoken.models import Token
 
-from chat.consumers import RoomConsumer
+from chat.ws.consumer import RoomConsumer
 from mysite.asgi import application
 from tests.contract import (
     ContractCommunicator,

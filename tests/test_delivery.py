@@ -9,7 +9,7 @@ import pytest
 from channels.db import database_sync_to_async
 from django.db import connection
 
-from chat import services
+from chat.core import services
 from tests.factories import RoomFactory, UserFactory
 from tests.ws import connect
 

@@ -1,4 +1,4 @@
-"""The process fan-out (chat/fanout.py) and the database boundary (chat/db.py), below the consumer."""
+"""The process fan-out (chat/events/fanout.py) and the database boundary (chat/core/db.py), below the consumer."""
 
 import asyncio
 import time
@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from channels.layers import InMemoryChannelLayer
 
-from chat.db import db_thread
-from chat.fanout import LocalFanout
+from chat.core.db import db_thread
+from chat.events.fanout import LocalFanout
 
 pytestmark = pytest.mark.asyncio
 

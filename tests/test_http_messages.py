@@ -6,7 +6,7 @@ import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from chat import services
+from chat.core import services
 from chat.models import Message, Room, User
 
 pytestmark = pytest.mark.django_db

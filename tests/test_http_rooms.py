@@ -3,7 +3,7 @@
 import pytest
 from rest_framework.test import APIClient
 
-from chat import services
+from chat.core import services
 from chat.models import Room, User
 from tests.conftest import client_for
 from tests.factories import RoomFactory, UserFactory

@@ -89,7 +89,7 @@ async def test_messages_fan_out_across_processes_from_websocket_and_http(pair: l
 
 
 async def test_each_process_joins_a_room_group_once_and_delivers_to_all_its_sockets(pair: list[LiveServer]) -> None:
-    """Local fan-out (chat/fanout.py): 3 + 2 subscribers on two processes are 2 Redis subscriptions, not 5 (or 10)."""
+    """Local fan-out (chat/events/fanout.py): 3 + 2 subscribers on two processes are 2 Redis subscriptions, not 5 (or 10)."""
     import redis.asyncio as redis
     from django.conf import settings
 

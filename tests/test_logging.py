@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chat.logging import REDACTED, JsonFormatter, ScrubCredentialsFilter, access_log, log_event, scrub
+from chat.ops.logging import REDACTED, JsonFormatter, ScrubCredentialsFilter, access_log, log_event, scrub
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"
@@ -109,9 +109,9 @@ def test_configured_json_logging_end_to_end() -> None:
     code = f"""
 import logging
 from django.test import Client
-from chat.logging import log_event
+from chat.ops.logging import log_event
 logging.getLogger("django.request").warning("Forbidden: /api/?token={KEY}")
-log_event(logging.getLogger("chat.consumers"), "ws.connect", user_id=1, authorization="Token {KEY}")
+log_event(logging.getLogger("chat.ws.consumer"), "ws.connect", user_id=1, authorization="Token {KEY}")
 logging.getLogger("chat").error("with header %s", {{"HTTP_AUTHORIZATION": "Token {KEY}"}})
 Client().get("/api/rooms/?token={KEY}", HTTP_AUTHORIZATION="Token {KEY}")
 """
@@ -122,6 +122,6 @@ Client().get("/api/rooms/?token={KEY}", HTTP_AUTHORIZATION="Token {KEY}")
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]  # every line is one JSON object
-    assert {r["logger"] for r in records} >= {"django.request", "chat.consumers", "chat"}
+    assert {r["logger"] for r in records} >= {"django.request", "chat.ws.consumer", "chat"}
     assert any(r.get("event") == "ws.connect" and r.get("user_id") == 1 for r in records)
     assert KEY not in result.stderr and KEY not in result.stdout

@@ -9,8 +9,8 @@ import pytest
 from django.test import Client, override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
-from chat import metrics
 from chat.models import Room, User
+from chat.ops import metrics
 from tests.conftest import client_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,7 +92,7 @@ def test_messages_created_counts_committed_new_messages_only(
 def test_rolled_back_message_is_not_counted(user: User, room: Room, django_capture_on_commit_callbacks: pytest.FixtureRequest) -> None:
     from django.db import transaction
 
-    from chat import services
+    from chat.core import services
 
     before = scrape().get("chat_messages_created_total", 0)
     with django_capture_on_commit_callbacks(execute=True):  # type: ignore[operator]
@@ -158,12 +158,12 @@ def test_close_code_classes() -> None:
 def test_multiprocess_totals_and_dead_process_gauges(tmp_path: Path) -> None:
     """Counters of several processes add up; a dead process's open connections stop counting."""
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "mysite.settings"}
-    worker = "import os; from chat import metrics; metrics.message_created(); metrics.connection_accepted(); print(os.getpid())"
+    worker = "import os; from chat.ops import metrics; metrics.message_created(); metrics.connection_accepted(); print(os.getpid())"
     pids = [
         subprocess.run([sys.executable, "-c", worker], cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout.strip()
         for _ in range(2)
     ]
-    reader = "import sys; from chat import metrics; sys.stdout.write(metrics.render().decode())"
+    reader = "import sys; from chat.ops import metrics; sys.stdout.write(metrics.render().decode())"
 
     def read() -> dict[str, float]:
         out = subprocess.run([sys.executable, "-c", reader], cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
@@ -172,7 +172,7 @@ def test_multiprocess_totals_and_dead_process_gauges(tmp_path: Path) -> None:
     totals = read()
     assert totals["chat_messages_created_total"] == 2
     assert totals["chat_ws_connections_open"] == 2
-    marker = f"from chat import metrics; metrics.mark_process_dead({pids[0]})"
+    marker = f"from chat.ops import metrics; metrics.mark_process_dead({pids[0]})"
     subprocess.run([sys.executable, "-c", marker], cwd=ROOT, env=env, check=True)
     totals = read()
     assert totals["chat_ws_connections_open"] == 1

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
 
-from chat import services
+from chat.core import services
 from chat.models import Message, Room, User
 from tests.conftest import client_for
 from tests.factories import RoomFactory, UserFactory

@@ -1,4 +1,4 @@
-"""Presence push coalescing in chat.realtime: batched, but never losing a change."""
+"""Presence push coalescing in chat.events.realtime: batched, but never losing a change."""
 
 import asyncio
 from typing import Any
@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from channels.layers import get_channel_layer
 
-from chat import groups, realtime
+from chat.events import groups, realtime
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 

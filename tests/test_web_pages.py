@@ -5,8 +5,8 @@ import re
 import pytest
 from django.test import Client
 
+from chat.core.services import message_store
 from chat.models import Message, Room, User
-from chat.services import message_store
 from tests.factories import PASSWORD, RoomFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

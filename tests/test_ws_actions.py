@@ -6,7 +6,7 @@ import pytest
 from channels.db import database_sync_to_async
 from django.test import override_settings
 
-from chat import services
+from chat.core import services
 from chat.models import Message, Room
 from tests.factories import RoomFactory, UserFactory
 from tests.ws import connect
@@ -167,7 +167,7 @@ async def test_unexpected_exception_is_500_and_connection_survives(monkeypatch: 
     def broken(**kwargs: Any) -> None:
         raise RuntimeError("database exploded")
 
-    monkeypatch.setattr("chat.selectors.room_list", broken)
+    monkeypatch.setattr("chat.core.selectors.room_list", broken)
     async with connect(host) as h:
         frame = await h.request("list")
         assert frame["response_status"] == 500

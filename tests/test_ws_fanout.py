@@ -7,9 +7,9 @@ from channels.db import database_sync_to_async
 from django.db.backends.utils import CursorWrapper
 from django.test import Client as DjangoClient
 
-from chat import services
+from chat.core import services
+from chat.core.serializers import MessageSerializer
 from chat.models import Message
-from chat.serializers import MessageSerializer
 from tests.factories import PASSWORD, RoomFactory, UserFactory
 from tests.ws import connect
 

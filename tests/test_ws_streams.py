@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 
-from chat import services
+from chat.core import services
 from chat.models import Room
 from tests.conftest import client_for
 from tests.factories import RoomFactory, UserFactory
@@ -19,7 +19,7 @@ room_factory = database_sync_to_async(RoomFactory)
 
 @database_sync_to_async
 def store(room: Room, author: Any, text: str) -> dict[str, Any]:
-    from chat.serializers import MessageSerializer
+    from chat.core.serializers import MessageSerializer
 
     return MessageSerializer(services.message_store(room_id=room.pk, author=author, text=text)[0]).data
 
@@ -99,7 +99,7 @@ async def test_subscription_without_after_seq_starts_at_now() -> None:
 
 async def test_dropped_events_are_filled_from_the_database(monkeypatch: pytest.MonkeyPatch) -> None:
     """If the layer loses an event, the next one reveals the gap and the subscriber still gets everything in order."""
-    from chat.consumers import RoomConsumer
+    from chat.ws.consumer import RoomConsumer
 
     host = await user_factory()
     room = await room_factory(host=host)

@@ -12,9 +12,9 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.generic.edit import FormView
 
-from chat import selectors, services
+from chat.core import selectors, services
+from chat.core.serializers import MAX_PAGE_SIZE
 from chat.models import MESSAGE_MAX_LENGTH, ROOM_NAME_MAX_LENGTH
-from chat.serializers import MAX_PAGE_SIZE
 from chat.web.forms import SignupForm
 
 EMPTY_ROOM_NAME = "Type a room name."

@@ -10,8 +10,8 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import router, transaction
 from django.utils import timezone
 
-from chat.logging import log_event
 from chat.models import Message
+from chat.ops.logging import log_event
 
 logger = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 1000

@@ -6,8 +6,8 @@ from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 
-from chat import metrics
-from chat.exceptions import RateLimited
+from chat.core.exceptions import RateLimited
+from chat.ops import metrics
 
 
 def _count(key: str, previous_key: str, timeout: int) -> tuple[int, int]:

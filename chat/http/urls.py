@@ -2,7 +2,7 @@ from django.urls import include, path
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import SimpleRouter
 
-from chat import views
+from chat.http import views
 
 router = SimpleRouter()
 router.register("rooms", views.RoomViewSet, basename="room")

@@ -9,11 +9,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
-from chat import metrics, selectors
-from chat.exceptions import NotMessageAuthor, NotRoomHost, NotRoomMember, RoomNotFound
+from chat.core import selectors
+from chat.core.exceptions import NotMessageAuthor, NotRoomHost, NotRoomMember, RoomNotFound
+from chat.core.ratelimit import message_rate_limit_check
+from chat.events.observers import room_deletion
 from chat.models import Connection, Message, Presence, Room, User
-from chat.observers import room_deletion
-from chat.ratelimit import message_rate_limit_check
+from chat.ops import metrics
 
 ROOM_NAME_TAKEN = "A room with this name already exists."
 

@@ -1,7 +1,7 @@
 """Pushes that are not model events: presence, typing, online status; and the presence heartbeat.
 
 Everything here is async and talks to the channel layer; database work goes
-through chat.services / chat.selectors behind `db_thread`.
+through chat.core.services / chat.core.selectors behind `db_thread`.
 """
 
 import asyncio
@@ -15,9 +15,11 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 
-from chat import groups, metrics, selectors, services
-from chat.db import db_thread
-from chat.serializers import UserSerializer
+from chat.core import selectors, services
+from chat.core.db import db_thread
+from chat.core.serializers import UserSerializer
+from chat.events import groups
+from chat.ops import metrics
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
-from chat.exceptions import MessageNotFound, RoomNotFound
+from chat.core.exceptions import MessageNotFound, RoomNotFound
 from chat.models import Connection, Message, Presence, Room, User
 
 

@@ -1,10 +1,10 @@
-"""The WebSocket room API (PROTOCOL.md §2): a DCRF consumer over chat.services and chat.selectors.
+"""The WebSocket room API (PROTOCOL.md §2): a DCRF consumer over chat.core.services and chat.core.selectors.
 
 Request/response actions are sync DCRF actions (run on a worker thread through
-`chat.db.db_action`) that validate parameters with the shared serializers, call one
+`chat.core.db.db_action`) that validate parameters with the shared serializers, call one
 service or selector and return serialized data. Actions that also subscribe to groups
-or push events are async and reach the database only through `chat.db.db_thread`.
-Events reach the consumer through its process's fan-out (`chat.fanout`), never through
+or push events are async and reach the database only through `chat.core.db.db_thread`.
+Events reach the consumer through its process's fan-out (`chat.events.fanout`), never through
 a layer channel of its own.
 """
 
@@ -24,14 +24,10 @@ from djangochannelsrestframework.generics import GenericAsyncAPIConsumer
 from djangochannelsrestframework.permissions import IsAuthenticated
 from rest_framework.exceptions import APIException, MethodNotAllowed
 
-from chat import groups, metrics, realtime, selectors, services
-from chat.db import db_action, db_thread
-from chat.exceptions import NotPresent, NotSubscribed, RateLimited
-from chat.fanout import local_fanout
-from chat.logging import log_event
-from chat.models import Message, Room
-from chat.observers import MessageObserver, fanout_observer
-from chat.serializers import (
+from chat.core import selectors, services
+from chat.core.db import db_action, db_thread
+from chat.core.exceptions import NotPresent, NotSubscribed, RateLimited
+from chat.core.serializers import (
     MessageHistoryParamsSerializer,
     MessageParamsSerializer,
     MessageSerializer,
@@ -43,6 +39,12 @@ from chat.serializers import (
     UserSerializer,
     validate,
 )
+from chat.events import groups, realtime
+from chat.events.fanout import local_fanout
+from chat.events.observers import MessageObserver, fanout_observer
+from chat.models import Message, Room
+from chat.ops import metrics
+from chat.ops.logging import log_event
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +101,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
     permission_classes = (IsAuthenticated,)
     serializer_class = RoomSerializer
     # No layer channel of its own: every event reaches a connection through its process's
-    # fan-out (chat/fanout.py), so Channels need not subscribe to and listen on one per
+    # fan-out (chat/events/fanout.py), so Channels need not subscribe to and listen on one per
     # connection (a Redis subscription, a queue and a task each).
     channel_layer_alias = None
 
@@ -137,7 +139,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
             await realtime.push_user_status([UserSerializer(user).data], online=True)
 
     async def add_group(self, name: str) -> None:
-        # Through the process's fan-out, not a layer channel of our own (chat/fanout.py).
+        # Through the process's fan-out, not a layer channel of our own (chat/events/fanout.py).
         if name not in self.groups:
             self.groups.add(name)
             try:

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from rest_framework.authtoken.models import Token
 
-from chat.db import db_thread
+from chat.core.db import db_thread
 
 Scope = dict[str, Any]
 

@@ -8,7 +8,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from rest_framework.authtoken.models import Token
 
-from chat import realtime
+from chat.events import realtime
 from chat.models import User
 
 

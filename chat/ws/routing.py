@@ -1,6 +1,6 @@
 from django.urls import path
 
-from chat.consumers import RoomConsumer
+from chat.ws.consumer import RoomConsumer
 
 websocket_urlpatterns = [
     path("ws/chat/room/", RoomConsumer.as_asgi()),

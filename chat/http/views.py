@@ -1,4 +1,4 @@
-"""HTTP API (PROTOCOL.md §4): thin DRF views over chat.services and chat.selectors."""
+"""HTTP API (PROTOCOL.md §4): thin DRF views over chat.core.services and chat.core.selectors."""
 
 from typing import Any
 
@@ -9,9 +9,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from chat import selectors, services
-from chat.models import Message, Room
-from chat.serializers import (
+from chat.core import selectors, services
+from chat.core.serializers import (
     MessageHistoryParamsSerializer,
     MessageSerializer,
     PkParamSerializer,
@@ -21,6 +20,7 @@ from chat.serializers import (
     UserSerializer,
     validate,
 )
+from chat.models import Message, Room
 
 
 class RegisterView(generics.CreateAPIView):
@@ -50,7 +50,7 @@ class RoomViewSet(viewsets.GenericViewSet):
 
     serializer_class = RoomSerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-    # Only for the OpenAPI schema (the pk's type); reads go through chat.selectors.
+    # Only for the OpenAPI schema (the pk's type); reads go through chat.core.selectors.
     queryset = Room.objects.none()
 
     def get_object(self) -> Any:
@@ -115,7 +115,7 @@ class MessageViewSet(viewsets.GenericViewSet):
 
     serializer_class = MessageSerializer
     http_method_names = ["patch", "delete", "options"]
-    # Only for the OpenAPI schema (the pk's type); reads go through chat.selectors.
+    # Only for the OpenAPI schema (the pk's type); reads go through chat.core.selectors.
     queryset = Message.objects.none()
 
     def get_object(self) -> Any:

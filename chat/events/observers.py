@@ -10,7 +10,7 @@ from typing import Any
 from django.db.models import Model
 from djangochannelsrestframework.observer.model_observer import Action, ModelObserver
 
-from chat import metrics
+from chat.ops import metrics
 
 logger = logging.getLogger(__name__)
 
