@@ -9,7 +9,7 @@ def room_group(room_id: int) -> str:
 
 
 def user_group(user_id: int) -> str:
-    """Every connection of one user: revocation of its credentials."""
+    """Every connection of one user: revocation of its credentials, membership and read-state changes."""
     return f"chat.user.{user_id}"
 
 
@@ -21,3 +21,10 @@ def room_messages_group(room_id: int) -> str:
 def room_instance_group(room_id: int) -> str:
     """Suffix of the room observer's per-room group (DCRF prefixes and hashes it)."""
     return f"room.{room_id}"
+
+
+def room_messages_layer_group(room_id: int) -> str:
+    """The full layer group of the message observer for a room: what its subscribers and inboxes are in."""
+    from chat.ws.consumer import RoomConsumer  # the observer lives on the consumer, which imports the services
+
+    return next(RoomConsumer.message_activity.group_names_for_consumer(None, room_id=room_id))

@@ -40,7 +40,9 @@ class FanoutObserver(ModelObserver):
         # DCRF deep-copies every event once per subscribing consumer; handlers here never
         # mutate it, so one event object serves every consumer of the process.
         extra = {key: value for key, value in message.items() if key not in ("body", "type")}
-        requests = consumer._observer_group_to_request_id[self._stable_observer_id][message.get("group")]
+        # .get: a group the connection is in for its inbox alone (chat/ws/inbox.py) has no stream
+        # request ids, and indexing DCRF's defaultdict would leave an empty entry behind.
+        requests = consumer._observer_group_to_request_id[self._stable_observer_id].get(message.get("group"), ())
         return await self.func(
             consumer,
             message["body"],

@@ -2,8 +2,8 @@
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
-from rest_framework import generics, status, viewsets
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import generics, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -11,16 +11,26 @@ from rest_framework.response import Response
 
 from chat.core import selectors, services
 from chat.core.serializers import (
+    InboxEntrySerializer,
+    MarkReadParamsSerializer,
+    MemberSerializer,
     MessageHistoryParamsSerializer,
     MessageSerializer,
+    PageParamsSerializer,
     PkParamSerializer,
+    ReadStateSerializer,
     RegisterSerializer,
+    RoleParamSerializer,
     RoomListParamsSerializer,
     RoomSerializer,
+    UserIdParamSerializer,
     UserSerializer,
     validate,
 )
 from chat.models import Message, Room
+
+MemberPageSerializer = inline_serializer("MemberPage", {"results": MemberSerializer(many=True), "count": serializers.IntegerField()})
+InboxPageSerializer = inline_serializer("InboxPage", {"results": InboxEntrySerializer(many=True), "count": serializers.IntegerField()})
 
 
 class RegisterView(generics.CreateAPIView):
@@ -54,18 +64,22 @@ class RoomViewSet(viewsets.GenericViewSet):
     queryset = Room.objects.none()
 
     def get_object(self) -> Any:
-        pk = validate(PkParamSerializer, {"pk": self.kwargs["pk"]})["pk"]
-        return selectors.room_get(pk=pk)
+        return selectors.access_room(user=self.request.user, pk=self._room_id())
+
+    def _room_id(self) -> int:
+        return validate(PkParamSerializer, {"pk": self.kwargs["pk"]})["pk"]
+
+    def _user_id(self, user_id: str) -> int:
+        return validate(UserIdParamSerializer, {"user_id": user_id})["user_id"].pk
 
     @extend_schema(parameters=[RoomListParamsSerializer])
     def list(self, request: Request) -> Response:
         params = validate(RoomListParamsSerializer, request.query_params)
-        rooms, count = selectors.room_list(**params)
+        rooms, count = selectors.room_list(user=request.user, **params)
         return Response({"results": RoomSerializer(rooms, many=True).data, "count": count})
 
     def create(self, request: Request) -> Response:
-        data = validate(RoomSerializer, request.data)
-        room = services.room_create(host=request.user, name=data["name"])
+        room = services.room_create(host=request.user, **validate(RoomSerializer, request.data))
         return Response(RoomSerializer(room).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, pk: str) -> Response:
@@ -101,13 +115,78 @@ class RoomViewSet(viewsets.GenericViewSet):
     def messages(self, request: Request, pk: str) -> Response:
         room_id = validate(PkParamSerializer, {"pk": pk})["pk"]
         if request.method == "GET":
-            selectors.room_assert_exists(pk=room_id)
+            selectors.room_assert_visible(user=request.user, pk=room_id)
             params = validate(MessageHistoryParamsSerializer, request.query_params)
             messages, has_more = selectors.message_history(room_id=room_id, **params)
             return Response({"results": MessageSerializer(messages, many=True).data, "has_more": has_more})
         data = validate(MessageSerializer, request.data)
         message, created = services.message_create(room_id=room_id, author=request.user, text=data["text"], client_id=data.get("client_id"))
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(request=UserIdParamSerializer, responses={201: RoomSerializer, 200: RoomSerializer})
+    @action(detail=False, methods=["post"])
+    def direct(self, request: Request) -> Response:
+        """Open the direct room with a user (§5 open_direct): 201 created, 200 if it existed."""
+        other = validate(UserIdParamSerializer, request.data)["user_id"]
+        room, created = services.direct_open(user=request.user, other=other)
+        return Response(RoomSerializer(room).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(methods=["get"], parameters=[PageParamsSerializer], responses=MemberPageSerializer)
+    @extend_schema(methods=["post"], request=UserIdParamSerializer, responses={201: MemberSerializer, 200: MemberSerializer})
+    @action(detail=True, methods=["get", "post"], serializer_class=MemberSerializer)
+    def members(self, request: Request, pk: str) -> Response:
+        """List the room's members (§5 list_members), or add one (add_member)."""
+        room_id = self._room_id()
+        if request.method == "GET":
+            selectors.room_assert_visible(user=request.user, pk=room_id)
+            members, count = selectors.member_list(room_id=room_id, **validate(PageParamsSerializer, request.query_params))
+            return Response({"results": MemberSerializer(members, many=True).data, "count": count})
+        user = validate(UserIdParamSerializer, request.data)["user_id"]
+        membership, created = services.member_add(room_id=room_id, actor=request.user, user=user)
+        return Response(MemberSerializer(membership).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(methods=["patch"], request=RoleParamSerializer, responses=MemberSerializer)
+    @extend_schema(methods=["delete"], request=None, responses={204: None})
+    @action(detail=True, methods=["patch", "delete"], url_path=r"members/(?P<user_id>[^/.]+)", serializer_class=MemberSerializer)
+    def member(self, request: Request, pk: str, user_id: str) -> Response:
+        """Change a member's role (§5 set_role), or remove them (remove_member)."""
+        room_id, target_id = self._room_id(), self._user_id(user_id)
+        if request.method == "PATCH":
+            role = validate(RoleParamSerializer, request.data)["role"]
+            membership = services.member_set_role(room_id=room_id, actor=request.user, user_id=target_id, role=role)
+            return Response(MemberSerializer(membership).data)
+        services.member_remove(room_id=room_id, actor=request.user, user_id=target_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={204: None, 200: None})
+    @action(detail=True, methods=["post", "delete"], url_path=r"bans/(?P<user_id>[^/.]+)")
+    def ban(self, request: Request, pk: str, user_id: str) -> Response:
+        """Ban a user (§5 ban_member: 204), or lift the ban (unban_member: 200)."""
+        room_id, target_id = self._room_id(), self._user_id(user_id)
+        if request.method == "POST":
+            services.member_ban(room_id=room_id, actor=request.user, user_id=target_id)
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        services.member_unban(room_id=room_id, actor=request.user, user_id=target_id)
+        return Response(status=status.HTTP_200_OK)
+
+    @extend_schema(request=MarkReadParamsSerializer, responses=ReadStateSerializer)
+    @action(detail=True, methods=["post"])
+    def read(self, request: Request, pk: str) -> Response:
+        """Mark the room read up to a seq (§6 mark_read)."""
+        seq = validate(MarkReadParamsSerializer, request.data)["seq"]
+        last_read_seq, unread = services.room_mark_read(room_id=self._room_id(), user=request.user, seq=seq)
+        return Response({"last_read_seq": last_read_seq, "unread_count": unread})
+
+
+class MyRoomsView(generics.GenericAPIView):
+    """The caller's inbox (§6 list_my_rooms): their rooms, newest message first, with read state."""
+
+    serializer_class = InboxEntrySerializer
+
+    @extend_schema(parameters=[PageParamsSerializer], responses=InboxPageSerializer)
+    def get(self, request: Request) -> Response:
+        entries, count = selectors.inbox(user=request.user, **validate(PageParamsSerializer, request.query_params))
+        return Response({"results": InboxEntrySerializer(entries, many=True).data, "count": count})
 
 
 class MessageViewSet(viewsets.GenericViewSet):

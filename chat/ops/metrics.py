@@ -41,6 +41,16 @@ ACTIONS = frozenset(
         "delete",
         "join_room",
         "leave_room",
+        "open_direct",
+        "list_members",
+        "add_member",
+        "remove_member",
+        "ban_member",
+        "unban_member",
+        "set_role",
+        "list_my_rooms",
+        "mark_read",
+        "subscribe_to_my_rooms",
         "create_message",
         "update_message",
         "delete_message",
@@ -53,7 +63,9 @@ ACTIONS = frozenset(
         "subscribe_to_online_users",
     }
 )
-EVENTS = frozenset({"create", "update", "delete", "presence", "typing", "user_status"})
+EVENTS = frozenset(
+    {"create", "update", "delete", "presence", "typing", "user_status", "room_message", "membership", "read", "subscription_ended"}
+)
 # Close codes the server itself uses or that clients commonly send; others are grouped by class.
 KNOWN_CLOSE_CODES = frozenset({1000, 1001, 1003, 1006, 1008, 1009, 1011, 1012, 4008, 4401, 4403, 4429})
 CHANNEL_LAYER_OPERATIONS = frozenset({"send", "group_send", "group_add", "group_discard", "receive"})

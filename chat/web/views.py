@@ -60,7 +60,7 @@ def index(request: HttpRequest) -> HttpResponse:
         error = room_name_error(typed.strip())
         if error is None:
             return redirect("chat-room", name=typed.strip())
-    rooms, count = selectors.room_list(page_size=MAX_PAGE_SIZE)
+    rooms, count = selectors.room_list(user=request.user, page_size=MAX_PAGE_SIZE)
     context = {"rooms": rooms, "count": count, "typed": typed or "", "error": error}
     return render(request, "chat/index.html", context, status=400 if error else 200)
 

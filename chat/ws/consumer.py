@@ -45,6 +45,8 @@ from chat.events.observers import MessageObserver, fanout_observer
 from chat.models import Message, Room
 from chat.ops import metrics
 from chat.ops.logging import log_event
+from chat.ws.inbox import InboxMixin
+from chat.ws.private_rooms import PrivateRoomsMixin
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +97,7 @@ def _online_users_json() -> list[dict[str, Any]]:
     return UserSerializer(selectors.online_users(), many=True).data
 
 
-class RoomConsumer(GenericAsyncAPIConsumer):
+class RoomConsumer(InboxMixin, PrivateRoomsMixin, GenericAsyncAPIConsumer):
     """One authenticated connection: any number of rooms, subscriptions and presences."""
 
     permission_classes = (IsAuthenticated,)
@@ -149,6 +151,8 @@ class RoomConsumer(GenericAsyncAPIConsumer):
                 raise
 
     async def remove_group(self, name: str) -> None:
+        if name in self.inbox_groups:  # the inbox still needs the room's messages (chat/ws/inbox.py)
+            return
         if name in self.groups:
             self.groups.discard(name)
             await local_fanout().discard(name, self)
@@ -255,21 +259,21 @@ class RoomConsumer(GenericAsyncAPIConsumer):
 
     @db_action(name="list")  # not `def list`: that would shadow the builtin in this class body
     def list_rooms(self, **params: Any) -> Status:
-        rooms, count = selectors.room_list(**validate(RoomListParamsSerializer, params))
+        rooms, count = selectors.room_list(user=self.user, **validate(RoomListParamsSerializer, params))
         return {"results": RoomSerializer(rooms, many=True).data, "count": count}, 200
 
     @db_action()
     def retrieve(self, **params: Any) -> Status:
-        return RoomSerializer(selectors.room_get(**validate(PkParamSerializer, params))).data, 200
+        return RoomSerializer(selectors.access_room(user=self.user, **validate(PkParamSerializer, params))).data, 200
 
     @db_action()
     def create(self, data: Any = None, **params: Any) -> Status:
-        room = services.room_create(host=self.user, name=validate(RoomSerializer, data)["name"])
+        room = services.room_create(host=self.user, **validate(RoomSerializer, data))
         return RoomSerializer(room).data, 201
 
     @db_action()
     def patch(self, data: Any = None, **params: Any) -> Status:
-        room = selectors.room_get(**validate(PkParamSerializer, params))
+        room = selectors.access_room(user=self.user, **validate(PkParamSerializer, params))
         serializer = RoomSerializer(room, data=data, partial=True)
         serializer.is_valid(raise_exception=True)
         room = services.room_update(room=room, user=self.user, name=serializer.validated_data.get("name", room.name))
@@ -277,7 +281,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
 
     @db_action()
     def delete(self, **params: Any) -> Status:
-        services.room_delete(room=selectors.room_get(**validate(PkParamSerializer, params)), user=self.user)
+        services.room_delete(room=selectors.access_room(user=self.user, **validate(PkParamSerializer, params)), user=self.user)
         return None, 204
 
     # --- membership and presence ---------------------------------------------------------
@@ -285,13 +289,10 @@ class RoomConsumer(GenericAsyncAPIConsumer):
     @action()
     async def join_room(self, **params: Any) -> Status:
         room_id = validate(PkParamSerializer, params)["pk"]
-        # Join the audience first, so this connection also gets the presence push it causes.
+        # Only once the room is known to be visible to the caller does it join its audience; the
+        # presence push this join causes is sent by this process after that (see realtime.push_presence).
+        changed, room = await _enter_room(self.channel_name, room_id, self.user)
         await self.add_group(groups.room_group(room_id))
-        try:
-            changed, room = await _enter_room(self.channel_name, room_id, self.user)
-        except Exception:
-            await self._sync_room_group(room_id)
-            raise
         self.present_rooms[room_id] = None
         self.last_joined_room = room_id
         if changed:
@@ -314,7 +315,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
     async def typing(self, **params: Any) -> Status:
         room_id = validate(PkParamSerializer, params)["pk"]
         if room_id not in self.present_rooms:
-            await db_thread(selectors.room_assert_exists)(pk=room_id)
+            await db_thread(selectors.room_assert_visible)(user=self.user, pk=room_id)
             raise NotPresent()
         await realtime.push_typing(room_id, self.user)
         return None, 200
@@ -349,7 +350,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
     @db_action()
     def list_messages(self, **params: Any) -> Status:
         room_id = validate(PkParamSerializer, params)["pk"]
-        selectors.room_assert_exists(pk=room_id)
+        selectors.room_assert_visible(user=self.user, pk=room_id)
         messages, has_more = selectors.message_history(room_id=room_id, **validate(MessageHistoryParamsSerializer, params))
         return {"results": MessageSerializer(messages, many=True).data, "has_more": has_more}, 200
 
@@ -365,7 +366,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
         self.message_subscriptions[key] = subscription
         try:
             await self.message_activity.subscribe(room_id=room_id, request_id=request_id)
-            last_seq = await db_thread(selectors.room_last_seq)(room_id=room_id)
+            last_seq = await db_thread(selectors.room_last_seq)(room_id=room_id, user=self.user)
         except Exception:
             await self._unsubscribe_messages(room_id, request_id)
             raise
@@ -435,6 +436,8 @@ class RoomConsumer(GenericAsyncAPIConsumer):
         for request_id in subscribing_request_ids:
             if await self._deliver_message_event(event, action, request_id):
                 metrics.event_sent(action, committed_at)
+        if action == "create" and event["room"] in self.inbox_rooms:
+            await self.inbox_room_message(event)
 
     @message_activity.serializer
     def message_activity(self, instance: Any, action: Any, **kwargs: Any) -> dict[str, Any]:
@@ -484,7 +487,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
     @action()
     async def subscribe_instance(self, request_id: Any, **params: Any) -> Status:
         room_id = validate(PkParamSerializer, params)["pk"]
-        await db_thread(selectors.room_assert_exists)(pk=room_id)
+        await db_thread(selectors.room_assert_visible)(user=self.user, pk=room_id)
         await self.room_activity.subscribe(room_id=room_id, request_id=request_id)
         self.instance_subscriptions[room_id, request_id] = None
         return None, 200
@@ -507,6 +510,9 @@ class RoomConsumer(GenericAsyncAPIConsumer):
         for request_id in subscribing_request_ids:
             await self.send_json({"action": action, "request_id": request_id, "pk": event["pk"], "data": event})
             metrics.event_sent(action, committed_at)
+            if action == "delete":  # nothing more can come of it
+                self.instance_subscriptions.pop((event["pk"], request_id), None)
+                await self.room_activity.unsubscribe(room_id=event["pk"], request_id=request_id)
 
     @room_activity.serializer
     def room_activity(self, instance: Room, action: Any, **kwargs: Any) -> dict[str, Any]:
