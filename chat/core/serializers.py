@@ -107,7 +107,7 @@ class RoomSerializer(serializers.ModelSerializer):
     current_users = serializers.SerializerMethodField()
     last_message = MessageSerializer(read_only=True, allow_null=True)
     # Writable on create only (public or private); direct rooms come from open_direct.
-    kind = serializers.ChoiceField(choices=[RoomKind.PUBLIC, RoomKind.PRIVATE], required=False)
+    kind = serializers.ChoiceField(choices=RoomKind.choices, required=False)
     member_count = serializers.SerializerMethodField()
 
     class Meta:
@@ -125,12 +125,9 @@ class RoomSerializer(serializers.ModelSerializer):
     def validate_kind(self, value: str) -> str:
         if self.instance is not None:
             raise serializers.ValidationError("A room's kind cannot be changed.")
+        if value == RoomKind.DIRECT:
+            raise serializers.ValidationError("Direct rooms are opened with open_direct (POST /api/rooms/direct/).")
         return value
-
-    def to_representation(self, instance: Room) -> dict[str, Any]:
-        data = super().to_representation(instance)
-        data["kind"] = instance.kind  # the input choices leave out "direct"
-        return data
 
     @extend_schema_field(serializers.IntegerField())
     def get_member_count(self, room: Room) -> int:

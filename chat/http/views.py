@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
@@ -30,6 +30,7 @@ from chat.core.serializers import (
 from chat.models import Message, Room
 
 MemberPageSerializer = inline_serializer("MemberPage", {"results": MemberSerializer(many=True), "count": serializers.IntegerField()})
+USER_ID_PATH = OpenApiParameter("user_id", int, OpenApiParameter.PATH, description="The user's id.")
 InboxPageSerializer = inline_serializer("InboxPage", {"results": InboxEntrySerializer(many=True), "count": serializers.IntegerField()})
 
 
@@ -145,8 +146,8 @@ class RoomViewSet(viewsets.GenericViewSet):
         membership, created = services.member_add(room_id=room_id, actor=request.user, user=user)
         return Response(MemberSerializer(membership).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
-    @extend_schema(methods=["patch"], request=RoleParamSerializer, responses=MemberSerializer)
-    @extend_schema(methods=["delete"], request=None, responses={204: None})
+    @extend_schema(methods=["patch"], parameters=[USER_ID_PATH], request=RoleParamSerializer, responses=MemberSerializer)
+    @extend_schema(methods=["delete"], parameters=[USER_ID_PATH], request=None, responses={204: None})
     @action(detail=True, methods=["patch", "delete"], url_path=r"members/(?P<user_id>[^/.]+)", serializer_class=MemberSerializer)
     def member(self, request: Request, pk: str, user_id: str) -> Response:
         """Change a member's role (§5 set_role), or remove them (remove_member)."""
@@ -158,7 +159,7 @@ class RoomViewSet(viewsets.GenericViewSet):
         services.member_remove(room_id=room_id, actor=request.user, user_id=target_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=None, responses={204: None, 200: None})
+    @extend_schema(parameters=[USER_ID_PATH], request=None, responses={204: None, 200: None})
     @action(detail=True, methods=["post", "delete"], url_path=r"bans/(?P<user_id>[^/.]+)")
     def ban(self, request: Request, pk: str, user_id: str) -> Response:
         """Ban a user (§5 ban_member: 204), or lift the ban (unban_member: 200)."""

@@ -510,9 +510,6 @@ class RoomConsumer(InboxMixin, PrivateRoomsMixin, GenericAsyncAPIConsumer):
         for request_id in subscribing_request_ids:
             await self.send_json({"action": action, "request_id": request_id, "pk": event["pk"], "data": event})
             metrics.event_sent(action, committed_at)
-            if action == "delete":  # nothing more can come of it
-                self.instance_subscriptions.pop((event["pk"], request_id), None)
-                await self.room_activity.unsubscribe(room_id=event["pk"], request_id=request_id)
 
     @room_activity.serializer
     def room_activity(self, instance: Room, action: Any, **kwargs: Any) -> dict[str, Any]:
