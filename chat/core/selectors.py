@@ -223,6 +223,15 @@ def message_get(*, pk: int) -> Message:
     return message
 
 
+def access_message(*, user: User, pk: int) -> Message:
+    """The message with its author if it is in a room this user can see; otherwise the same MessageNotFound as a missing id."""
+    member = Membership.objects.filter(room_id=OuterRef("room_id"), user_id=user.pk)
+    message = Message.objects.select_related("user", "room").filter(Q(room__kind=RoomKind.PUBLIC) | Q(Exists(member)), pk=pk).first()
+    if message is None:
+        raise MessageNotFound()
+    return message
+
+
 def message_by_client_id(*, room_id: int, user_id: int, client_id: str) -> Message | None:
     """The message this user already sent to this room under this client_id, if any."""
     # At most one row (a unique constraint): no ORDER BY, which .first() or Meta.ordering would add.

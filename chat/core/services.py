@@ -224,7 +224,8 @@ def member_unban(*, room_id: int, actor: User, user_id: int) -> None:
     """Lift a ban (owner or moderator; idempotent)."""
     with transaction.atomic():
         room, actor_membership = _moderated_room(room_id=room_id, actor=actor)
-        _check_reach(room=room, actor=actor_membership, target_id=user_id, target_role=None)
+        target_role = Membership.objects.filter(room_id=room_id, user_id=user_id).values_list("role", flat=True).first()
+        _check_reach(room=room, actor=actor_membership, target_id=user_id, target_role=target_role)
         Ban.objects.filter(room_id=room_id, user_id=user_id).delete()
 
 

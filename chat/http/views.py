@@ -200,7 +200,7 @@ class MessageViewSet(viewsets.GenericViewSet):
 
     def get_object(self) -> Any:
         pk = validate(PkParamSerializer, {"pk": self.kwargs["pk"]})["pk"]
-        return selectors.message_get(pk=pk)
+        return selectors.access_message(user=self.request.user, pk=pk)
 
     def partial_update(self, request: Request, pk: str) -> Response:
         message = self.get_object()

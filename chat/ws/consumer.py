@@ -338,13 +338,13 @@ class RoomConsumer(InboxMixin, PrivateRoomsMixin, GenericAsyncAPIConsumer):
 
     @db_action()
     def update_message(self, **params: Any) -> Status:
-        message = selectors.message_get(**validate(PkParamSerializer, params))
+        message = selectors.access_message(user=self.user, **validate(PkParamSerializer, params))
         text = validate(MessageParamsSerializer, params)["message"]
         return MessageSerializer(services.message_update(message=message, user=self.user, text=text)).data, 200
 
     @db_action()
     def delete_message(self, **params: Any) -> Status:
-        services.message_delete(message=selectors.message_get(**validate(PkParamSerializer, params)), user=self.user)
+        services.message_delete(message=selectors.access_message(user=self.user, **validate(PkParamSerializer, params)), user=self.user)
         return None, 204
 
     @db_action()
