@@ -41,8 +41,7 @@ from chat.core.serializers import (
 )
 from chat.events import groups, realtime
 from chat.events.fanout import local_fanout
-from chat.events.observers import MessageObserver, fanout_observer
-from chat.models import Message, Room
+from chat.events.streams import message_observer, room_observer
 from chat.ops import metrics
 from chat.ops.logging import log_event
 
@@ -364,7 +363,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
         subscription = MessageSubscription(last_seq=query.get("after_seq", 0), backlog=deque())
         self.message_subscriptions[key] = subscription
         try:
-            await self.message_activity.subscribe(room_id=room_id, request_id=request_id)
+            await message_observer.subscribe(self, room_id=room_id, request_id=request_id)
             last_seq = await db_thread(selectors.room_last_seq)(room_id=room_id)
         except Exception:
             await self._unsubscribe_messages(room_id, request_id)
@@ -385,7 +384,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
 
     async def _unsubscribe_messages(self, room_id: int, request_id: Any) -> None:
         self.message_subscriptions.pop((room_id, request_id), None)
-        await self.message_activity.unsubscribe(room_id=room_id, request_id=request_id)
+        await message_observer.unsubscribe(self, room_id=room_id, request_id=request_id)
         await self._sync_room_group(room_id)
 
     async def _catch_up(self, key: tuple[int, Any], subscription: MessageSubscription, stored_up_to: int | None = None) -> None:
@@ -428,28 +427,12 @@ class RoomConsumer(GenericAsyncAPIConsumer):
             sent += len(messages)
         return sent
 
-    @fanout_observer(Message, MessageObserver)
-    async def message_activity(
-        self, event: dict[str, Any], action: str, subscribing_request_ids: list[Any], committed_at: float, **kwargs: Any
-    ) -> None:
-        for request_id in subscribing_request_ids:
+    async def message_activity(self, message: dict[str, Any]) -> None:
+        """Layer events of type groups.MESSAGE_EVENT: a message was created, edited or deleted."""
+        event, action = message["body"], message["action"]
+        for request_id in message_observer.request_ids(self, message["group"]):
             if await self._deliver_message_event(event, action, request_id):
-                metrics.event_sent(action, committed_at)
-
-    @message_activity.serializer
-    def message_activity(self, instance: Any, action: Any, **kwargs: Any) -> dict[str, Any]:
-        # Runs once per event in the writing process, never once per subscriber; the JSON
-        # is encoded here too, and subscribers only splice in their request_id.
-        data = json.dumps(MessageSerializer(instance).data)
-        return {"room": instance.room_id, "seq": instance.seq, "pk": instance.pk, "data_json": data}
-
-    @message_activity.groups_for_signal
-    def message_activity(self, instance: Any, **kwargs: Any) -> Any:
-        yield groups.room_messages_group(instance.room_id)  # room_id, never room: this also runs on post_init
-
-    @message_activity.groups_for_consumer
-    def message_activity(self, room_id: int, **kwargs: Any) -> Any:
-        yield groups.room_messages_group(room_id)
+                metrics.event_sent(action, message["committed_at"])
 
     async def _deliver_message_event(self, event: dict[str, Any], action: str, request_id: Any) -> bool:
         """Forward one live event to one subscription, keeping its `create`s gap-free and in seq order; True if sent.
@@ -485,7 +468,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
     async def subscribe_instance(self, request_id: Any, **params: Any) -> Status:
         room_id = validate(PkParamSerializer, params)["pk"]
         await db_thread(selectors.room_assert_exists)(pk=room_id)
-        await self.room_activity.subscribe(room_id=room_id, request_id=request_id)
+        await room_observer.subscribe(self, room_id=room_id, request_id=request_id)
         self.instance_subscriptions[room_id, request_id] = None
         return None, 200
 
@@ -495,33 +478,17 @@ class RoomConsumer(GenericAsyncAPIConsumer):
         if (room_id, request_id) not in self.instance_subscriptions:
             raise NotSubscribed()
         self.instance_subscriptions.pop((room_id, request_id), None)
-        await self.room_activity.unsubscribe(room_id=room_id, request_id=request_id)
+        await room_observer.unsubscribe(self, room_id=room_id, request_id=request_id)
         return None, 200
 
-    @fanout_observer(Room)
-    async def room_activity(
-        self, event: dict[str, Any], action: str, subscribing_request_ids: list[Any], committed_at: float, **kwargs: Any
-    ) -> None:
-        if action not in ("update", "delete"):
+    async def room_activity(self, message: dict[str, Any]) -> None:
+        """Layer events of type groups.ROOM_EVENT: a room was renamed or deleted."""
+        event, action = message["body"], message["action"]
+        if action not in (groups.PUSH_UPDATE, groups.PUSH_DELETE):
             return
-        for request_id in subscribing_request_ids:
+        for request_id in room_observer.request_ids(self, message["group"]):
             await self.send_json({"action": action, "request_id": request_id, "pk": event["pk"], "data": event})
-            metrics.event_sent(action, committed_at)
-
-    @room_activity.serializer
-    def room_activity(self, instance: Room, action: Any, **kwargs: Any) -> dict[str, Any]:
-        if action.value == "update":
-            return RoomSerializer(selectors.room_get(pk=instance.pk)).data
-        instance.current_users, instance.last_message = [], None
-        return RoomSerializer(instance).data
-
-    @room_activity.groups_for_signal
-    def room_activity(self, instance: Room, **kwargs: Any) -> Any:
-        yield groups.room_instance_group(instance.pk)
-
-    @room_activity.groups_for_consumer
-    def room_activity(self, room_id: int, **kwargs: Any) -> Any:
-        yield groups.room_instance_group(room_id)
+            metrics.event_sent(action, message["committed_at"])
 
     # --- online users ----------------------------------------------------------------------
 
