@@ -7,6 +7,7 @@ and DEBUG=false; see the configuration table in README.md.
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -192,6 +193,7 @@ if REDIS_URL:
     # queues in Redis. Figures in bench/README.md; either way the database and
     # after_seq are the truth, the layer is best-effort.
     CHANNEL_LAYER = env_str("CHANNEL_LAYER", "pubsub")
+    CHANNEL_LAYERS: dict[str, dict[str, Any]]
     if CHANNEL_LAYER == "pubsub":
         CHANNEL_LAYERS = {
             "default": {
@@ -214,7 +216,7 @@ if REDIS_URL:
         }
     else:
         raise ImproperlyConfigured(f"CHANNEL_LAYER must be pubsub or core, not {CHANNEL_LAYER!r}")
-    CACHES = {
+    CACHES: dict[str, dict[str, Any]] = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
