@@ -4,7 +4,7 @@ The views in chat/http/views.py validate input with shared serializers and retur
 hand-built envelopes (`{"results", "count"}`), which drf-spectacular cannot infer.
 The extensions below replace each view, for schema generation only, with a
 subclass carrying the exact request bodies, response bodies and error responses
-of PROTOCOL.md §4. Requests are served by the original views.
+of api_docs/PROTOCOL.md §4. Requests are served by the original views.
 """
 
 from typing import Any
@@ -204,7 +204,7 @@ class MessageViewSetSchema(OpenApiViewExtension):
         )(self.target)
 
 
-# Response objects that must not grow fields silently (PROTOCOL.md §1: "Nothing else").
+# Response objects that must not grow fields silently (api_docs/PROTOCOL.md §1: "Nothing else").
 STRICT_COMPONENTS = ("User", "Room", "Message", "RoomPage", "MessagePage", "Token", "ErrorDetail")
 
 

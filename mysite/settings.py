@@ -234,7 +234,7 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# --- Chat tunables (PROTOCOL.md §3) ---------------------------------------------------
+# --- Chat tunables (api_docs/PROTOCOL.md §3) ---------------------------------------------------
 CHAT_MESSAGE_RATE_LIMIT = env_number("CHAT_MESSAGE_RATE_LIMIT", 20)
 CHAT_MESSAGE_RATE_PERIOD = env_number("CHAT_MESSAGE_RATE_PERIOD", 10)
 CHAT_PRESENCE_EXPIRY = env_number("CHAT_PRESENCE_EXPIRY", 60)
@@ -269,7 +269,7 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Chat rooms HTTP API",
-    "DESCRIPTION": "PROTOCOL.md §4. The WebSocket API is described in /api/asyncapi.yaml.",
+    "DESCRIPTION": "api_docs/PROTOCOL.md §4. The WebSocket API is described in /api/asyncapi.yaml.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     # Request bodies get their own components, so read-only fields are not asked of clients.

@@ -1,4 +1,4 @@
-"""PROTOCOL.md §3 under concurrency: seq order per subscription, and gap-free resume while others post."""
+"""api_docs/PROTOCOL.md §3 under concurrency: seq order per subscription, and gap-free resume while others post."""
 
 import asyncio
 import random

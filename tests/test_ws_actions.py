@@ -1,4 +1,4 @@
-"""Every request/response action of PROTOCOL.md §2 with its permissions and status codes."""
+"""Every request/response action of api_docs/PROTOCOL.md §2 with its permissions and status codes."""
 
 from typing import Any
 

@@ -1,4 +1,4 @@
-"""The JSON objects of PROTOCOL.md §1, shared by the HTTP API, the WebSocket consumer and the observers."""
+"""The JSON objects of api_docs/PROTOCOL.md §1, shared by the HTTP API, the WebSocket consumer and the observers."""
 
 from typing import Any
 

@@ -1,7 +1,7 @@
 """Writes: every rule of the chat, called by both the HTTP views and the WebSocket consumer.
 
 Services are synchronous and take keyword-only arguments. Async callers reach them
-through `database_sync_to_async`. Events to WebSocket subscribers are sent by the
+through `chat.core.db.db_thread`. Events to WebSocket subscribers are sent by the
 model observers only after the surrounding transaction commits.
 """
 

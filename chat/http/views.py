@@ -1,4 +1,4 @@
-"""HTTP API (PROTOCOL.md §4): thin DRF views over chat.core.services and chat.core.selectors."""
+"""HTTP API (api_docs/PROTOCOL.md §4): thin DRF views over chat.core.services and chat.core.selectors."""
 
 from typing import Any
 

@@ -1,4 +1,4 @@
-"""The WebSocket room API (PROTOCOL.md §2): a DCRF consumer over chat.core.services and chat.core.selectors.
+"""The WebSocket room API (api_docs/PROTOCOL.md §2): a DCRF consumer over chat.core.services and chat.core.selectors.
 
 Request/response actions are sync DCRF actions (run on a worker thread through
 `chat.core.db.db_action`) that validate parameters with the shared serializers, call one
