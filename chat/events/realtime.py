@@ -11,7 +11,7 @@ import uuid
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from channels.layers import get_channel_layer
 
@@ -125,7 +125,8 @@ async def push_credentials_revoked(user_id: int, token_key: str | None) -> None:
 
 @db_thread
 def _users_by_id(user_ids: list[int]) -> list[dict[str, Any]]:
-    return UserSerializer(selectors.users_by_id(user_ids=user_ids), many=True).data
+    # DRF's stubs type `.data` as a dict even with many=True (a ReturnList at run time).
+    return cast(list[dict[str, Any]], UserSerializer(selectors.users_by_id(user_ids=user_ids), many=True).data)
 
 
 # Closed connections are forgotten in batches: 500 clients dropping at once cost a few

@@ -1,4 +1,4 @@
-"""The WebSocket room API (PROTOCOL.md §2): one consumer composed of topic mixins.
+"""The WebSocket room API (api_docs/PROTOCOL.md §2): one consumer composed of topic mixins.
 
 - chat/ws/protocol.py: the envelope and every Channels/DCRF/daphne override;
 - chat/ws/connection.py: the connection's state and session (presence row, user group);

@@ -1,4 +1,4 @@
-"""Messages over WebSocket (PROTOCOL.md §2): create, edit, delete, list, and the per-room message stream."""
+"""Messages over WebSocket (api_docs/PROTOCOL.md §2): create, edit, delete, list, and the per-room message stream."""
 
 from typing import Any
 
@@ -108,7 +108,7 @@ class MessagesMixin(ConsumerMixin):
         await self.sync_room_group(room_id)
 
     async def _close_after_failed_catch_up(self) -> None:
-        # The client resumes with after_seq (PROTOCOL.md §2: 1011).
+        # The client resumes with after_seq (api_docs/PROTOCOL.md §2: 1011).
         await self.close(code=CLOSE_INTERNAL_ERROR)
 
     async def message_activity(self, message: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""Being in a room over WebSocket (PROTOCOL.md §2-3): join, leave, typing, online users, and their pushes."""
+"""Being in a room over WebSocket (api_docs/PROTOCOL.md §2-3): join, leave, typing, online users, and their pushes."""
 
 from typing import Any
 

@@ -1,4 +1,4 @@
-"""The WebSocket protocol envelope (PROTOCOL.md §2) and every override of Channels, DCRF and daphne behaviour.
+"""The WebSocket protocol envelope (api_docs/PROTOCOL.md §2) and every override of Channels, DCRF and daphne behaviour.
 
 `ProtocolConsumer` turns frames into DCRF actions and every outcome into one response
 envelope `{action, request_id, response_status, data, errors}`; it knows nothing of
