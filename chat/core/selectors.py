@@ -1,9 +1,9 @@
 """Reads: every query the HTTP API and the WebSocket consumer make lives here."""
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict, cast
 
 from django.conf import settings
 from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
@@ -12,6 +12,22 @@ from django.utils import timezone
 
 from chat.core.exceptions import MessageNotFound, RoomNotFound
 from chat.models import Ban, Connection, Membership, Message, Presence, Role, Room, RoomKind, User
+
+
+class _NewestMessage(TypedDict):
+    newest_message_id: int | None
+
+
+class _Membership(TypedDict):
+    is_member: bool
+
+
+if TYPE_CHECKING:  # django-stubs' type of a model instance with query annotations (a dev-only package)
+    from django_stubs_ext import WithAnnotations
+
+    # A Room with its newest message's pk (_room_queryset) / with whether the poster is a member (room_for_posting).
+    RoomWithNewest: TypeAlias = WithAnnotations[Room, _NewestMessage]
+    RoomForPosting: TypeAlias = WithAnnotations[Room, _Membership]
 
 
 def heartbeat_interval() -> float:
@@ -38,7 +54,7 @@ def _member_count(room_ref: str) -> Coalesce:
     return _count_of(Membership.objects.filter(room=OuterRef(room_ref)), "room")
 
 
-def _room_queryset() -> QuerySet[Room]:
+def _room_queryset() -> "QuerySet[RoomWithNewest]":
     newest = Message.objects.filter(room=OuterRef("pk")).order_by("-seq").values("pk")[:1]
     return Room.objects.select_related("host").annotate(newest_message_id=Subquery(newest), member_count=_member_count("pk"))
 
@@ -60,7 +76,8 @@ def access_room(*, user: User, pk: int) -> Room:
     room = _room_queryset().filter(_visible_q(user.pk), pk=pk).first()
     if room is None:
         raise RoomNotFound()
-    return _attach_live_state([room])[0]
+    _attach_live_state([room])
+    return room
 
 
 def room_assert_visible(*, user: User, pk: int) -> None:
@@ -87,17 +104,16 @@ def present_users_by_room(room_ids: Iterable[int]) -> dict[int, list[dict[str, A
     return users
 
 
-def _attach_live_state(rooms: list[Room]) -> list[Room]:
+def _attach_live_state(rooms: "Sequence[RoomWithNewest]") -> None:
     """Set `current_users` and `last_message` on rooms from _room_queryset, in two queries."""
     if not rooms:
-        return rooms
+        return
     present = present_users_by_room(room.pk for room in rooms)
     newest_ids = [room.newest_message_id for room in rooms if room.newest_message_id]
     newest = Message.objects.select_related("user").in_bulk(newest_ids) if newest_ids else {}
     for room in rooms:
         room.current_users = present.get(room.pk, [])
         room.last_message = newest.get(room.newest_message_id)
-    return rooms
 
 
 def room_get(*, pk: int) -> Room:
@@ -105,10 +121,11 @@ def room_get(*, pk: int) -> Room:
     room = _room_queryset().filter(pk=pk).first()
     if room is None:
         raise RoomNotFound()
-    return _attach_live_state([room])[0]
+    _attach_live_state([room])
+    return room
 
 
-def room_list(*, user: User, name: str | None = None, page: int = 1, page_size: int = 50) -> tuple[list[Room], int]:
+def room_list(*, user: User, name: str | None = None, page: int = 1, page_size: int = 50) -> tuple[Sequence[Room], int]:
     """One page of the rooms this user can see (oldest first), optionally the one with exactly this name, and the total count."""
     rooms = rooms_visible_to(user=user)
     if name is not None:
@@ -116,7 +133,8 @@ def room_list(*, user: User, name: str | None = None, page: int = 1, page_size: 
     count = rooms.count()
     offset = (page - 1) * page_size
     page_rooms = list(_room_queryset().filter(pk__in=rooms.values("pk")).order_by("pk")[offset : offset + page_size])
-    return _attach_live_state(page_rooms), count
+    _attach_live_state(page_rooms)
+    return page_rooms, count
 
 
 def room_assert_exists(*, pk: int) -> None:
@@ -125,7 +143,7 @@ def room_assert_exists(*, pk: int) -> None:
         raise RoomNotFound()
 
 
-def room_for_posting(*, room_id: int, user_id: int) -> Room | None:
+def room_for_posting(*, room_id: int, user_id: int) -> "RoomForPosting | None":
     """The room's seq counter and kind, its row locked until the transaction ends, and `is_member` for this user; None if no such room."""
     membership = Membership.objects.filter(room_id=OuterRef("pk"), user_id=user_id)
     rooms = Room.objects.select_for_update().only("pk", "last_seq", "kind").annotate(is_member=Exists(membership)).filter(pk=room_id)
@@ -142,7 +160,17 @@ def membership_get(*, room_id: int, user_id: int) -> Membership | None:
     return Membership.objects.select_related("user").filter(room_id=room_id, user_id=user_id).first()
 
 
-def room_for_joining(*, room_id: int, user_id: int) -> dict[str, Any] | None:
+class JoinState(TypedDict):
+    """What joining (or leaving) a room needs to know about it and the user."""
+
+    kind: str
+    host_id: int
+    is_member: bool
+    is_banned: bool
+    is_present: bool
+
+
+def room_for_joining(*, room_id: int, user_id: int) -> JoinState | None:
     """What joining needs to know, in one query: the room's kind and whether the user is a member, banned, present; None if no such room."""
     return (
         Room.objects.filter(pk=room_id)
@@ -187,7 +215,7 @@ def unread_count(*, room_id: int, user_id: int, after_seq: int) -> int:
     return Message.objects.filter(room_id=room_id, seq__gt=after_seq).exclude(user_id=user_id).count()
 
 
-def inbox(*, user: User, page: int = 1, page_size: int = 50) -> tuple[list[Membership], int]:
+def inbox(*, user: User, page: int = 1, page_size: int = 50) -> tuple[Sequence[Membership], int]:
     """One page of the user's memberships, newest message first, with `unread_count` and their rooms' live state.
 
     A fixed number of queries however many rooms: counts and newest messages are
@@ -211,7 +239,7 @@ def inbox(*, user: User, page: int = 1, page_size: int = 50) -> tuple[list[Membe
     for membership in page_memberships:
         membership.room.newest_message_id = membership.newest_message_id  # type: ignore[attr-defined]
         membership.room.member_count = membership.member_count  # type: ignore[attr-defined]
-    _attach_live_state([membership.room for membership in page_memberships])
+    _attach_live_state([cast("RoomWithNewest", membership.room) for membership in page_memberships])
     return page_memberships, memberships.count()
 
 

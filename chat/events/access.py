@@ -33,17 +33,17 @@ def _send_on_commit(group: str, message: dict[str, Any]) -> None:
 
 def membership_changed(*, user_id: int, room_id: int, role: str | None, reason: str | None = None, visible: bool = True) -> None:
     """Tell the user's connections their role in the room changed (role None: no longer a member; visible: they can still see it)."""
-    message = {"type": "user.membership", "room": room_id, "role": role, "reason": reason, "visible": visible}
+    message = {"type": groups.MEMBERSHIP_EVENT, "room": room_id, "role": role, "reason": reason, "visible": visible}
     _send_on_commit(groups.user_group(user_id), message)
 
 
 def read_moved(*, user_ids: list[int], room_id: int, reader: dict[str, Any], last_read_seq: int) -> None:
     """Tell these users' connections that `reader` has read the room up to last_read_seq."""
-    message = {"type": "user.read", "room": room_id, "reader": reader, "last_read_seq": last_read_seq}
+    message = {"type": groups.READ_EVENT, "room": room_id, "reader": reader, "last_read_seq": last_read_seq}
     for user_id in user_ids:
         _send_on_commit(groups.user_group(user_id), message)
 
 
 def room_ended(*, room_id: int) -> None:
     """Tell every connection subscribed to the room's messages (streams and inboxes) that the room was deleted."""
-    _send_on_commit(groups.room_messages_layer_group(room_id), {"type": "room.ended", "room": room_id})
+    _send_on_commit(groups.room_messages_group(room_id), {"type": groups.ROOM_ENDED_EVENT, "room": room_id})

@@ -1,10 +1,11 @@
-"""HTTP API (PROTOCOL.md §4): thin DRF views over chat.core.services and chat.core.selectors."""
+"""HTTP API (api_docs/PROTOCOL.md §4): thin DRF views over chat.core.services and chat.core.selectors."""
 
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -27,7 +28,15 @@ from chat.core.serializers import (
     UserSerializer,
     validate,
 )
-from chat.models import Message, Room
+from chat.models import Message, Room, User
+
+
+def _user(request: Request) -> User:
+    """The request's user; every view but RegisterView requires one (DEFAULT_PERMISSION_CLASSES)."""
+    if not isinstance(request.user, User):
+        raise NotAuthenticated()
+    return request.user
+
 
 MemberPageSerializer = inline_serializer("MemberPage", {"results": MemberSerializer(many=True), "count": serializers.IntegerField()})
 USER_ID_PATH = OpenApiParameter("user_id", int, OpenApiParameter.PATH, description="The user's id.")
@@ -65,7 +74,7 @@ class RoomViewSet(viewsets.GenericViewSet):
     queryset = Room.objects.none()
 
     def get_object(self) -> Any:
-        return selectors.access_room(user=self.request.user, pk=self._room_id())
+        return selectors.access_room(user=_user(self.request), pk=self._room_id())
 
     def _room_id(self) -> int:
         return validate(PkParamSerializer, {"pk": self.kwargs["pk"]})["pk"]
@@ -76,11 +85,11 @@ class RoomViewSet(viewsets.GenericViewSet):
     @extend_schema(parameters=[RoomListParamsSerializer])
     def list(self, request: Request) -> Response:
         params = validate(RoomListParamsSerializer, request.query_params)
-        rooms, count = selectors.room_list(user=request.user, **params)
+        rooms, count = selectors.room_list(user=_user(request), **params)
         return Response({"results": RoomSerializer(rooms, many=True).data, "count": count})
 
     def create(self, request: Request) -> Response:
-        room = services.room_create(host=request.user, **validate(RoomSerializer, request.data))
+        room = services.room_create(host=_user(request), **validate(RoomSerializer, request.data))
         return Response(RoomSerializer(room).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, pk: str) -> Response:
@@ -90,24 +99,24 @@ class RoomViewSet(viewsets.GenericViewSet):
         room = self.get_object()
         serializer = RoomSerializer(room, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        room = services.room_update(room=room, user=request.user, name=serializer.validated_data.get("name", room.name))
+        room = services.room_update(room=room, user=_user(request), name=serializer.validated_data.get("name", room.name))
         return Response(RoomSerializer(room).data)
 
     def destroy(self, request: Request, pk: str) -> Response:
-        services.room_delete(room=self.get_object(), user=request.user)
+        services.room_delete(room=self.get_object(), user=_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None)
     @action(detail=True, methods=["post"])
     def join(self, request: Request, pk: str) -> Response:
         room = self.get_object()
-        services.room_join(room_id=room.pk, user=request.user)
+        services.room_join(room_id=room.pk, user=_user(request))
         return Response(RoomSerializer(room).data)
 
     @extend_schema(request=None, responses={204: None})
     @action(detail=True, methods=["post"])
     def leave(self, request: Request, pk: str) -> Response:
-        services.room_leave(room_id=self.get_object().pk, user=request.user)
+        services.room_leave(room_id=self.get_object().pk, user=_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(methods=["get"], parameters=[MessageHistoryParamsSerializer])
@@ -116,12 +125,14 @@ class RoomViewSet(viewsets.GenericViewSet):
     def messages(self, request: Request, pk: str) -> Response:
         room_id = validate(PkParamSerializer, {"pk": pk})["pk"]
         if request.method == "GET":
-            selectors.room_assert_visible(user=request.user, pk=room_id)
+            selectors.room_assert_visible(user=_user(request), pk=room_id)
             params = validate(MessageHistoryParamsSerializer, request.query_params)
             messages, has_more = selectors.message_history(room_id=room_id, **params)
             return Response({"results": MessageSerializer(messages, many=True).data, "has_more": has_more})
         data = validate(MessageSerializer, request.data)
-        message, created = services.message_create(room_id=room_id, author=request.user, text=data["text"], client_id=data.get("client_id"))
+        message, created = services.message_create(
+            room_id=room_id, author=_user(request), text=data["text"], client_id=data.get("client_id")
+        )
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @extend_schema(request=UserIdParamSerializer, responses={201: RoomSerializer, 200: RoomSerializer})
@@ -129,7 +140,7 @@ class RoomViewSet(viewsets.GenericViewSet):
     def direct(self, request: Request) -> Response:
         """Open the direct room with a user (§5 open_direct): 201 created, 200 if it existed."""
         other = validate(UserIdParamSerializer, request.data)["user_id"]
-        room, created = services.direct_open(user=request.user, other=other)
+        room, created = services.direct_open(user=_user(request), other=other)
         return Response(RoomSerializer(room).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @extend_schema(methods=["get"], parameters=[PageParamsSerializer], responses=MemberPageSerializer)
@@ -139,11 +150,11 @@ class RoomViewSet(viewsets.GenericViewSet):
         """List the room's members (§5 list_members), or add one (add_member)."""
         room_id = self._room_id()
         if request.method == "GET":
-            selectors.room_assert_visible(user=request.user, pk=room_id)
+            selectors.room_assert_visible(user=_user(request), pk=room_id)
             members, count = selectors.member_list(room_id=room_id, **validate(PageParamsSerializer, request.query_params))
             return Response({"results": MemberSerializer(members, many=True).data, "count": count})
         user = validate(UserIdParamSerializer, request.data)["user_id"]
-        membership, created = services.member_add(room_id=room_id, actor=request.user, user=user)
+        membership, created = services.member_add(room_id=room_id, actor=_user(request), user=user)
         return Response(MemberSerializer(membership).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @extend_schema(methods=["patch"], parameters=[USER_ID_PATH], request=RoleParamSerializer, responses=MemberSerializer)
@@ -154,9 +165,9 @@ class RoomViewSet(viewsets.GenericViewSet):
         room_id, target_id = self._room_id(), self._user_id(user_id)
         if request.method == "PATCH":
             role = validate(RoleParamSerializer, request.data)["role"]
-            membership = services.member_set_role(room_id=room_id, actor=request.user, user_id=target_id, role=role)
+            membership = services.member_set_role(room_id=room_id, actor=_user(request), user_id=target_id, role=role)
             return Response(MemberSerializer(membership).data)
-        services.member_remove(room_id=room_id, actor=request.user, user_id=target_id)
+        services.member_remove(room_id=room_id, actor=_user(request), user_id=target_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(parameters=[USER_ID_PATH], request=None, responses={204: None, 200: None})
@@ -165,9 +176,9 @@ class RoomViewSet(viewsets.GenericViewSet):
         """Ban a user (§5 ban_member: 204), or lift the ban (unban_member: 200)."""
         room_id, target_id = self._room_id(), self._user_id(user_id)
         if request.method == "POST":
-            services.member_ban(room_id=room_id, actor=request.user, user_id=target_id)
+            services.member_ban(room_id=room_id, actor=_user(request), user_id=target_id)
             return Response(status=status.HTTP_204_NO_CONTENT)
-        services.member_unban(room_id=room_id, actor=request.user, user_id=target_id)
+        services.member_unban(room_id=room_id, actor=_user(request), user_id=target_id)
         return Response(status=status.HTTP_200_OK)
 
     @extend_schema(request=MarkReadParamsSerializer, responses=ReadStateSerializer)
@@ -175,7 +186,7 @@ class RoomViewSet(viewsets.GenericViewSet):
     def read(self, request: Request, pk: str) -> Response:
         """Mark the room read up to a seq (§6 mark_read)."""
         seq = validate(MarkReadParamsSerializer, request.data)["seq"]
-        last_read_seq, unread = services.room_mark_read(room_id=self._room_id(), user=request.user, seq=seq)
+        last_read_seq, unread = services.room_mark_read(room_id=self._room_id(), user=_user(request), seq=seq)
         return Response({"last_read_seq": last_read_seq, "unread_count": unread})
 
 
@@ -186,7 +197,7 @@ class MyRoomsView(generics.GenericAPIView):
 
     @extend_schema(parameters=[PageParamsSerializer], responses=InboxPageSerializer)
     def get(self, request: Request) -> Response:
-        entries, count = selectors.inbox(user=request.user, **validate(PageParamsSerializer, request.query_params))
+        entries, count = selectors.inbox(user=_user(request), **validate(PageParamsSerializer, request.query_params))
         return Response({"results": InboxEntrySerializer(entries, many=True).data, "count": count})
 
 
@@ -200,14 +211,14 @@ class MessageViewSet(viewsets.GenericViewSet):
 
     def get_object(self) -> Any:
         pk = validate(PkParamSerializer, {"pk": self.kwargs["pk"]})["pk"]
-        return selectors.access_message(user=self.request.user, pk=pk)
+        return selectors.access_message(user=_user(self.request), pk=pk)
 
     def partial_update(self, request: Request, pk: str) -> Response:
         message = self.get_object()
         data = validate(MessageSerializer, request.data)
-        message = services.message_update(message=message, user=request.user, text=data["text"])
+        message = services.message_update(message=message, user=_user(request), text=data["text"])
         return Response(MessageSerializer(message).data)
 
     def destroy(self, request: Request, pk: str) -> Response:
-        services.message_delete(message=self.get_object(), user=request.user)
+        services.message_delete(message=self.get_object(), user=_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)

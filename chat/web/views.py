@@ -1,6 +1,6 @@
 """Views of the built-in pages: they render templates; the live parts talk to /ws/chat/room/ from the browser."""
 
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -14,7 +14,7 @@ from django.views.generic.edit import FormView
 
 from chat.core import selectors, services
 from chat.core.serializers import MAX_PAGE_SIZE
-from chat.models import MESSAGE_MAX_LENGTH, ROOM_NAME_MAX_LENGTH
+from chat.models import MESSAGE_MAX_LENGTH, ROOM_NAME_MAX_LENGTH, User
 from chat.web.forms import SignupForm
 
 EMPTY_ROOM_NAME = "Type a room name."
@@ -60,7 +60,7 @@ def index(request: HttpRequest) -> HttpResponse:
         error = room_name_error(typed.strip())
         if error is None:
             return redirect("chat-room", name=typed.strip())
-    rooms, count = selectors.room_list(user=request.user, page_size=MAX_PAGE_SIZE)
+    rooms, count = selectors.room_list(user=cast(User, request.user), page_size=MAX_PAGE_SIZE)  # login_required
     context = {"rooms": rooms, "count": count, "typed": typed or "", "error": error}
     return render(request, "chat/index.html", context, status=400 if error else 200)
 

@@ -1,4 +1,4 @@
-"""WebSocket actions and pushes of PROTOCOL.md §6 (read state and the inbox), and how access changes reach a connection.
+"""WebSocket actions and pushes of api_docs/PROTOCOL.md §6 (read state, the inbox), and how access changes reach a connection.
 
 The inbox rides on the per-process fan-out: `subscribe_to_my_rooms` puts the connection
 in the message group of each of the user's rooms (chat/events/fanout.py keeps one layer
@@ -10,7 +10,7 @@ leaves it and ends the subscriptions the user may no longer hold (`subscription_
 
 import asyncio
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from djangochannelsrestframework.decorators import action
 
@@ -25,14 +25,20 @@ from chat.core.serializers import (
     validate,
 )
 from chat.events import groups, realtime
-from chat.models import Membership
+from chat.events.streams import room_observer
+from chat.models import Membership, User
 from chat.ops import metrics
+from chat.ws.connection import ConsumerMixin
+from chat.ws.protocol import Status
 
-Status = tuple[Any, int]
+if TYPE_CHECKING:  # the inbox extends the message stream's handler and unsubscribe (RoomConsumer's MRO puts it first)
+    from chat.ws.messages import MessagesMixin as _InboxBase
+else:
+    _InboxBase = ConsumerMixin
 
 
 @db_thread
-def _inbox_room(user: Any, room_id: int) -> tuple[dict[str, Any], str] | None:
+def _inbox_room(user: User, room_id: int) -> tuple[dict[str, Any], str] | None:
     """The room and the user's role in it, if they are (still) a member."""
     role = Membership.objects.filter(room_id=room_id, user_id=user.pk).values_list("role", flat=True).first()
     if role is None:
@@ -40,20 +46,13 @@ def _inbox_room(user: Any, room_id: int) -> tuple[dict[str, Any], str] | None:
     return RoomSerializer(selectors.access_room(user=user, pk=room_id)).data, role
 
 
-class InboxMixin:
+class InboxMixin(_InboxBase):
     """list_my_rooms, mark_read, subscribe_to_my_rooms; and the consumer's side of access changes."""
-
-    user: Any
-    present_rooms: dict[int, None]
-    last_joined_room: int | None
-    message_subscriptions: dict[tuple[int, Any], Any]
-    instance_subscriptions: dict[tuple[int, Any], None]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.inbox_request_ids: dict[Any, None] = {}
-        self.inbox_rooms: dict[int, str] = {}  # room -> its message group, while the inbox holds it
-        self.inbox_groups: dict[str, int] = {}  # the same, the other way round
+        self.inbox_rooms: dict[int, None] = {}  # the rooms whose message groups the inbox holds
         # Bumped on every membership event of a room: slower work started before one is stale.
         self.membership_versions: dict[int, int] = {}
 
@@ -91,51 +90,71 @@ class InboxMixin:
 
     # --- holding rooms ---------------------------------------------------------------------------
 
-    async def _inbox_hold(self, room_id: int) -> None:
-        if room_id in self.inbox_rooms:
+    async def remove_group(self, name: str) -> None:
+        # A stream's unsubscribe must not take a group the inbox still holds.
+        if name.startswith("chat.messages.") and int(name.rsplit(".", 1)[1]) in self.inbox_rooms:
             return
-        group = groups.room_messages_layer_group(room_id)
-        self.inbox_rooms[room_id], self.inbox_groups[group] = group, room_id
-        await self.add_group(group)  # type: ignore[attr-defined]
+        await super().remove_group(name)
+
+    async def _inbox_hold(self, room_id: int) -> None:
+        if room_id not in self.inbox_rooms:
+            self.inbox_rooms[room_id] = None
+            await self.add_group(groups.room_messages_group(room_id))
 
     async def _inbox_release(self, room_id: int) -> None:
-        group = self.inbox_rooms.pop(room_id, None)
-        if group is None:
-            return
-        del self.inbox_groups[group]
-        if not any(room == room_id for room, _ in self.message_subscriptions):  # a stream of the room still needs it
-            await self.remove_group(group)  # type: ignore[attr-defined]
+        if self.inbox_rooms.pop(room_id, 0) is None and not any(room == room_id for room, _ in self.message_streams):
+            await self.remove_group(groups.room_messages_group(room_id))  # no stream of the room needs it either
 
-    async def _inbox_push(self, action_name: str, room_id: int, data_json: str) -> None:
+    async def _inbox_push(self, push: str, room_id: int, data_json: str) -> None:
         for request_id in self.inbox_request_ids:
-            frame = f'{{"action": "{action_name}", "request_id": {json.dumps(request_id)}, "room": {room_id}, "data": {data_json}}}'
-            await self.base_send({"type": "websocket.send", "text": frame})  # type: ignore[attr-defined]
-            metrics.event_sent(action_name)
+            await self.send_text(f'{{"action": "{push}", "request_id": {json.dumps(request_id)}, "room": {room_id}, "data": {data_json}}}')
+            metrics.event_sent(push)
 
-    async def inbox_room_message(self, event: dict[str, Any]) -> None:
-        """A new message in one of the user's rooms (called by the message observer's handler)."""
-        await self._inbox_push("room_message", event["room"], event["data_json"])
+    async def message_activity(self, message: dict[str, Any]) -> None:
+        """groups.MESSAGE_EVENT: the streams' delivery (MessagesMixin), then a `room_message` if the inbox holds the room."""
+        await super().message_activity(message)
+        event = message["body"]
+        if message["action"] == groups.PUSH_CREATE and event["room"] in self.inbox_rooms:
+            await self._inbox_push(groups.PUSH_ROOM_MESSAGE, event["room"], event["data_json"])
 
-    # --- channel-layer events (chat/events/access.py) ----------------------------------------------
+    # --- layer events (chat/events/access.py) ------------------------------------------------------
 
     async def user_membership(self, event: dict[str, Any]) -> None:
+        """groups.MEMBERSHIP_EVENT: the user's role in a room changed, or they lost the room."""
         room_id, role = event["room"], event["role"]
         self.membership_versions[room_id] = self.membership_versions.get(room_id, 0) + 1
         if role is not None:
             if self.inbox_request_ids:
                 # Reading the room waits on the database: not in the fan-out's delivery loop.
-                self._detach(self._inbox_gained(room_id, self.membership_versions[room_id]))  # type: ignore[attr-defined]
+                self.detach(self._inbox_gained(room_id, self.membership_versions[room_id]))
             return
         if event["reason"] in ("removed", "banned") and room_id in self.present_rooms:
             # The service ended this user's presence on every connection; forget it here and tell the room.
-            self.present_rooms.pop(room_id, None)
-            if self.last_joined_room == room_id:
-                self.last_joined_room = None
+            self._forget_presence(room_id)
             await realtime.push_presence([room_id])
         if not event["visible"]:
             await self._end_subscriptions(room_id, "banned" if event["reason"] == "banned" else "removed")
-        await self._sync_room_group(room_id)  # type: ignore[attr-defined]
+        await self.sync_room_group(room_id)
         await self._inbox_lost(room_id)
+
+    async def user_read(self, event: dict[str, Any]) -> None:
+        """groups.READ_EVENT: the user, or the other member of a direct room, read a room up to a seq."""
+        data = json.dumps({"user": event["reader"], "last_read_seq": event["last_read_seq"]})
+        await self._inbox_push(groups.PUSH_READ, event["room"], data)
+
+    async def room_ended(self, event: dict[str, Any]) -> None:
+        """groups.ROOM_ENDED_EVENT: the room was deleted."""
+        room_id = event["room"]
+        self.membership_versions[room_id] = self.membership_versions.get(room_id, 0) + 1
+        self._forget_presence(room_id)
+        await self._end_subscriptions(room_id, "room_deleted", instances=False)  # those get the room's `delete` instead
+        await self.sync_room_group(room_id)
+        await self._inbox_lost(room_id)
+
+    def _forget_presence(self, room_id: int) -> None:
+        self.present_rooms.pop(room_id, None)
+        if self.last_joined_room == room_id:
+            self.last_joined_room = None
 
     async def _inbox_gained(self, room_id: int, version: int) -> None:
         found = await _inbox_room(self.user, room_id)
@@ -143,40 +162,25 @@ class InboxMixin:
             return
         room, role = found
         await self._inbox_hold(room_id)
-        await self._inbox_push("membership", room_id, json.dumps({"room": room, "role": role}))
+        await self._inbox_push(groups.PUSH_MEMBERSHIP, room_id, json.dumps({"room": room, "role": role}))
 
     async def _inbox_lost(self, room_id: int) -> None:
-        if room_id not in self.inbox_rooms:
-            return
-        await self._inbox_release(room_id)
-        await self._inbox_push("membership", room_id, '{"room": null, "role": null}')
-
-    async def user_read(self, event: dict[str, Any]) -> None:
-        data = json.dumps({"user": event["reader"], "last_read_seq": event["last_read_seq"]})
-        await self._inbox_push("read", event["room"], data)
-
-    async def room_ended(self, event: dict[str, Any]) -> None:
-        room_id = event["room"]
-        self.membership_versions[room_id] = self.membership_versions.get(room_id, 0) + 1
-        self.present_rooms.pop(room_id, None)
-        if self.last_joined_room == room_id:
-            self.last_joined_room = None
-        await self._end_subscriptions(room_id, "room_deleted", instances=False)  # those get the room's `delete` instead
-        await self._sync_room_group(room_id)  # type: ignore[attr-defined]
-        await self._inbox_lost(room_id)
+        if room_id in self.inbox_rooms:
+            await self._inbox_release(room_id)
+            await self._inbox_push(groups.PUSH_MEMBERSHIP, room_id, '{"room": null, "role": null}')
 
     async def _end_subscriptions(self, room_id: int, reason: str, instances: bool = True) -> None:
         """End this connection's message (and instance) subscriptions of a room, each with a `subscription_ended` push."""
-        ended = [key for key in self.message_subscriptions if key[0] == room_id]
+        ended = [key for key in self.message_streams if key[0] == room_id]
         for key in ended:
-            await self._unsubscribe_messages(*key)  # type: ignore[attr-defined]
+            await self._unsubscribe_messages(*key)
         if instances:
             instance_keys = [key for key in self.instance_subscriptions if key[0] == room_id]
             for key in instance_keys:
                 self.instance_subscriptions.pop(key, None)
-                await self.room_activity.unsubscribe(room_id=room_id, request_id=key[1])  # type: ignore[attr-defined]
+                await room_observer.unsubscribe(self, room_id=room_id, request_id=key[1])
             ended += instance_keys
         for _, request_id in ended:
-            frame = {"action": "subscription_ended", "request_id": request_id, "room": room_id, "reason": reason}
-            await self.send_json(frame)  # type: ignore[attr-defined]
-            metrics.event_sent("subscription_ended")
+            frame = {"action": groups.PUSH_SUBSCRIPTION_ENDED, "request_id": request_id, "room": room_id, "reason": reason}
+            await self.send_json(frame)
+            metrics.event_sent(groups.PUSH_SUBSCRIPTION_ENDED)

@@ -1,4 +1,4 @@
-"""WebSocket actions of PROTOCOL.md §5: direct rooms, members, roles and moderation.
+"""WebSocket actions of api_docs/PROTOCOL.md §5: direct rooms, members, roles and moderation.
 
 Thin: each validates its parameters, calls one service or selector and serializes the
 result. The rules (who may do what to whom) are in chat.core.services, shared with HTTP.
@@ -17,14 +17,12 @@ from chat.core.serializers import (
     UserIdParamSerializer,
     validate,
 )
+from chat.ws.connection import ConsumerMixin
+from chat.ws.protocol import Status
 
-Status = tuple[Any, int]
 
-
-class PrivateRoomsMixin:
+class PrivateRoomsMixin(ConsumerMixin):
     """open_direct, list_members, add_member, remove_member, ban_member, unban_member, set_role."""
-
-    user: Any
 
     @db_action()
     def open_direct(self, **params: Any) -> Status:

@@ -12,7 +12,7 @@ from tests.ws import Client
 
 def make_room(owner: User, kind: str = RoomKind.PRIVATE) -> Room:
     """A room of this kind owned by `owner` (its only member)."""
-    return RoomFactory(host=owner, kind=kind)
+    return RoomFactory.create(host=owner, kind=kind)
 
 
 def add(room: Room, user: User, role: str = Role.MEMBER) -> Membership:
@@ -34,7 +34,7 @@ def is_banned(room: Room, user: User) -> bool:
     return Ban.objects.filter(room=room, user=user).exists()
 
 
-user_factory = database_sync_to_async(UserFactory)
+user_factory = database_sync_to_async(UserFactory.create)
 make_room_async = database_sync_to_async(make_room)
 add_async = database_sync_to_async(add)
 post_async = database_sync_to_async(post)

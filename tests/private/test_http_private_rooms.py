@@ -44,7 +44,7 @@ def test_open_direct_over_http(api: APIClient, user: User, other_user: User) -> 
     status_of(api.patch(f"/api/rooms/{pk}/", {"name": "ours"}, format="json"), 403)
     status_of(api.delete(f"/api/rooms/{pk}/"), 403)
     status_of(api.post(f"/api/rooms/{pk}/leave/"), 403)
-    third = UserFactory()
+    third = UserFactory.create()
     status_of(api.post(f"/api/rooms/{pk}/members/", {"user_id": third.pk}, format="json"), 403)
     status_of(api.delete(f"/api/rooms/{pk}/members/{other_user.pk}/"), 403)
     status_of(api.patch(f"/api/rooms/{pk}/members/{other_user.pk}/", {"role": "moderator"}, format="json"), 403)
@@ -55,7 +55,7 @@ def test_open_direct_over_http(api: APIClient, user: User, other_user: User) -> 
 
 def test_members_list_add_and_validation(api: APIClient, user: User) -> None:
     room = make_room(user)
-    mod, member, newcomer = UserFactory(), UserFactory(), UserFactory()
+    mod, member, newcomer = UserFactory.create(), UserFactory.create(), UserFactory.create()
     add(room, member)
     add(room, mod, Role.MODERATOR)
     page = status_of(api.get(f"/api/rooms/{room.pk}/members/"), 200)
@@ -69,12 +69,12 @@ def test_members_list_add_and_validation(api: APIClient, user: User) -> None:
     assert "user_id" in status_of(api.delete(f"/api/rooms/{room.pk}/members/999999/"), 400)
     assert "user_id" in status_of(api.post(f"/api/rooms/{room.pk}/bans/abc/"), 400)
     assert "role" in status_of(api.patch(f"/api/rooms/{room.pk}/members/{member.pk}/", {"role": "owner"}, format="json"), 400)
-    status_of(client_for(member).post(f"/api/rooms/{room.pk}/members/", {"user_id": UserFactory().pk}, format="json"), 403)
+    status_of(client_for(member).post(f"/api/rooms/{room.pk}/members/", {"user_id": UserFactory.create().pk}, format="json"), 403)
 
 
 @pytest.mark.parametrize(("action", "actor", "target", "status"), MODERATION_CASES)
 def test_moderation_table_over_http(action: str, actor: str, target: str, status: int) -> None:
-    people = {name: UserFactory() for name in ["owner", "moderator", "moderator2", "member", "member2"]}
+    people = {name: UserFactory.create() for name in ["owner", "moderator", "moderator2", "member", "member2"]}
     room = make_room(people["owner"])
     for name in ["moderator", "moderator2"]:
         add(room, people[name], Role.MODERATOR)
@@ -145,12 +145,12 @@ def test_read_state_and_inbox_over_http(api: APIClient, user: User, other_user: 
     }
     assert "seq" in status_of(other_api.post(f"/api/rooms/{room.pk}/read/", {"seq": -1}, format="json"), 400)
     assert status_of(api.get("/api/users/me/rooms/"), 200)["results"][0]["last_read_seq"] == 5
-    status_of(client_for(UserFactory()).post(f"/api/rooms/{room.pk}/read/", {"seq": 1}, format="json"), 403)
+    status_of(client_for(UserFactory.create()).post(f"/api/rooms/{room.pk}/read/", {"seq": 1}, format="json"), 403)
     status_of(api.get("/api/users/me/rooms/", {"page_size": 201}), 400)
 
 
 def test_list_my_rooms_costs_the_same_queries_for_10_or_200_rooms() -> None:
-    me, other = UserFactory(), UserFactory()
+    me, other = UserFactory.create(), UserFactory.create()
     api = client_for(me)
     api.get("/api/users/me/")  # the token is fetched once here, not counted below
     counts = {}

@@ -128,7 +128,7 @@ async def test_ws_non_member_gets_exactly_the_missing_room_answer(action: str) -
 @pytest.mark.django_db
 @pytest.mark.parametrize(("method", "path", "body"), HTTP_CASES, ids=[f"{m.upper()} {p}" for m, p, _ in HTTP_CASES])
 def test_http_non_member_gets_exactly_the_missing_room_answer(method: str, path: str, body: dict[str, Any] | None) -> None:
-    owner, me = UserFactory(), UserFactory()
+    owner, me = UserFactory.create(), UserFactory.create()
     room = Room.objects.create(name="hq", host=owner, kind=RoomKind.PRIVATE)
     room.memberships.create(user=owner, role="owner")
     from chat.core import services
@@ -162,7 +162,7 @@ async def test_lists_and_counts_never_include_a_private_room_of_others() -> None
 
 @pytest.mark.django_db
 def test_http_lists_never_include_a_private_room_of_others(user: User) -> None:
-    room = Room.objects.create(name="hidden", host=UserFactory(), kind=RoomKind.PRIVATE)
+    room = Room.objects.create(name="hidden", host=UserFactory.create(), kind=RoomKind.PRIVATE)
     api = client_for(user)
     assert api.get("/api/rooms/").json() == {"results": [], "count": 0}
     assert api.get("/api/rooms/", {"name": room.name}).json()["count"] == 0

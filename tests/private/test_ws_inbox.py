@@ -1,5 +1,7 @@
 """PROTOCOL.md §6 over WebSocket: read state, unread counts, the inbox list and its live pushes."""
 
+from typing import Any
+
 import pytest
 from channels.db import database_sync_to_async
 
@@ -65,7 +67,8 @@ async def test_mark_read_clamps_never_moves_back_and_validates() -> None:
         await b.request("mark_read", pk=room.pk, seq=0)
         assert (await b.request("mark_read", pk=room.pk, seq=10**6))["data"] == {"last_read_seq": 3, "unread_count": 0}
         assert (await b.request("mark_read", pk=room.pk, seq=1))["data"] == {"last_read_seq": 3, "unread_count": 0}
-        for bad in [{"seq": -1}, {"seq": "x"}, {}, {"seq": 2**63}]:
+        bads: list[dict[str, Any]] = [{"seq": -1}, {"seq": "x"}, {}, {"seq": 2**63}]
+        for bad in bads:
             response = await b.bad_request("mark_read", pk=room.pk, **bad)
             assert response["response_status"] == 400 and "seq" in response["errors"][0], response
         assert (await x.bad_request("mark_read", pk=room.pk, seq=1))["response_status"] == 404

@@ -1,5 +1,7 @@
 """PROTOCOL.md §5 over WebSocket: private and direct rooms, members, roles, moderation, and events that follow access."""
 
+from typing import Any
+
 import pytest
 from channels.db import database_sync_to_async
 
@@ -76,7 +78,8 @@ async def test_open_direct_one_room_per_pair_and_its_refusals() -> None:
         myself = await a.request("open_direct", user_id=alice.pk)
         assert_status(myself, 201)
         assert myself["data"]["member_count"] == 1 and myself["data"]["pk"] != room["pk"]
-        for bad in [{"user_id": 10**9}, {"user_id": "x"}, {}, {"user_id": True}]:
+        bads: list[dict[str, Any]] = [{"user_id": 10**9}, {"user_id": "x"}, {}, {"user_id": True}]
+        for bad in bads:
             response = await a.bad_request("open_direct", **bad)
             assert_status(response, 400)
             assert "user_id" in response["errors"][0], response
@@ -117,7 +120,8 @@ async def test_list_members_owner_first_then_moderators_then_by_joined_at() -> N
         assert set(page["results"][0]) == {"user", "role", "joined_at"}
         second = (await c.request("list_members", pk=room.pk, page=2, page_size=3))["data"]
         assert [m["user"]["id"] for m in second["results"]] == [m2.pk] and second["count"] == 4
-        for bad in [{"page_size": 201}, {"page": 0}, {"pk": "x"}]:
+        bads: list[dict[str, Any]] = [{"page_size": 201}, {"page": 0}, {"pk": "x"}]
+        for bad in bads:
             assert_status(await c.bad_request("list_members", **{"pk": room.pk, **bad}), 400)
 
 
@@ -144,7 +148,8 @@ async def test_add_member_is_the_way_into_a_private_room() -> None:
         assert_status(await m.request("add_member", pk=room.pk, user_id=other.pk), 201)
         assert_status(await p.bad_request("add_member", pk=room.pk, user_id=outsider.pk), 403)
         assert_status(await x.bad_request("add_member", pk=room.pk, user_id=outsider.pk), 404)
-        for bad in [{"user_id": 10**9}, {"user_id": "me"}, {}]:
+        bads: list[dict[str, Any]] = [{"user_id": 10**9}, {"user_id": "me"}, {}]
+        for bad in bads:
             response = await o.bad_request("add_member", pk=room.pk, **bad)
             assert_status(response, 400)
             assert "user_id" in response["errors"][0]
@@ -187,7 +192,7 @@ def moderation_room(kind: str) -> tuple[Room, dict]:
     from tests.factories import UserFactory
     from tests.private.helpers import add, make_room
 
-    people = {name: UserFactory() for name in ["owner", "moderator", "moderator2", "member", "member2"]}
+    people = {name: UserFactory.create() for name in ["owner", "moderator", "moderator2", "member", "member2"]}
     room = make_room(people["owner"], kind)
     for name in ["moderator", "moderator2"]:
         add(room, people[name], Role.MODERATOR)
@@ -208,7 +213,7 @@ async def test_moderation_table(action: str, actor: str, target: str, status: in
     room, people = await moderation_room(RoomKind.PRIVATE)
     actor_user, target_user = pick(people, actor, target)
     before = await role_of_async(room, target_user)
-    params = {"role": "member" if before == "moderator" else "moderator"} if action == "set_role" else {}
+    params: dict[str, Any] = {"role": "member" if before == "moderator" else "moderator"} if action == "set_role" else {}
     async with connect(actor_user) as c:
         response = await (c.request if status < 400 else c.bad_request)(action, pk=room.pk, user_id=target_user.pk, **params)
     assert_status(response, status)
