@@ -18,7 +18,7 @@ class User(AbstractUser):
 
 
 class RoomKind(models.TextChoices):
-    """Who may see a room (PROTOCOL.md §5)."""
+    """Who may see a room (api_docs/PROTOCOL.md §5)."""
 
     PUBLIC = "public"
     PRIVATE = "private"
@@ -26,7 +26,7 @@ class RoomKind(models.TextChoices):
 
 
 class Role(models.TextChoices):
-    """A member's role in a room (PROTOCOL.md §5)."""
+    """A member's role in a room (api_docs/PROTOCOL.md §5)."""
 
     OWNER = "owner"
     MODERATOR = "moderator"

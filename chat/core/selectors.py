@@ -64,7 +64,7 @@ def _visible_q(user_id: int) -> Q:
 
 
 def rooms_visible_to(*, user: User) -> QuerySet[Room]:
-    """The rooms this user can see (PROTOCOL.md §5): every public room and the rooms they are a member of.
+    """The rooms this user can see (api_docs/PROTOCOL.md §5): every public room and the rooms they are a member of.
 
     The one visibility rule: every read, subscription and push path filters through it.
     """

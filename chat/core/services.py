@@ -154,7 +154,7 @@ def room_leave(*, room_id: int, user: User) -> None:
         access.membership_changed(user_id=user.pk, room_id=room_id, role=None, reason="left", visible=kind == RoomKind.PUBLIC)
 
 
-# --- moderation (PROTOCOL.md §5) ------------------------------------------------------------
+# --- moderation (api_docs/PROTOCOL.md §5) ------------------------------------------------------------
 
 
 def _moderated_room(*, room_id: int, actor: User) -> tuple[Room, Membership]:
@@ -251,7 +251,7 @@ def member_set_role(*, room_id: int, actor: User, user_id: int, role: str) -> Me
     return target
 
 
-# --- read state (PROTOCOL.md §6) -------------------------------------------------------------
+# --- read state (api_docs/PROTOCOL.md §6) -------------------------------------------------------------
 
 
 def room_mark_read(*, room_id: int, user: User, seq: int) -> tuple[int, int]:

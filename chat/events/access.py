@@ -1,4 +1,4 @@
-"""Membership, access and read-state events (PROTOCOL.md §5-§6), sent after commit by the services.
+"""Membership, access and read-state events (api_docs/PROTOCOL.md §5-§6), sent after commit by the services.
 
 Each goes through the channel layer to every process, so every open connection of
 the user learns at once that it gained or lost a room: a lost room ends that

@@ -1,4 +1,4 @@
-"""Private and direct rooms, roles, bans and read state (PROTOCOL.md §5-§6).
+"""Private and direct rooms, roles, bans and read state (api_docs/PROTOCOL.md §5-§6).
 
 Room.members moves from Django's implicit table to the Membership model: existing
 rooms become public, their members get the role `member` (the host `owner`, and a

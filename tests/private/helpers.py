@@ -1,4 +1,4 @@
-"""Shared set-up for the private rooms / inbox tests (PROTOCOL.md §5-§6)."""
+"""Shared set-up for the private rooms / inbox tests (api_docs/PROTOCOL.md §5-§6)."""
 
 from typing import Any
 

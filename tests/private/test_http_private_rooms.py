@@ -1,4 +1,4 @@
-"""PROTOCOL.md §5-§6 over HTTP (§8's paths): the same rules, statuses and JSON as over WebSocket."""
+"""api_docs/PROTOCOL.md §5-§6 over HTTP (§8's paths): the same rules, statuses and JSON as over WebSocket."""
 
 from typing import Any
 

@@ -1,4 +1,4 @@
-"""Every action of PROTOCOL.md §2 and §5-§7 against a private room, as a non-member, over both transports.
+"""Every action of api_docs/PROTOCOL.md §2 and §5-§7 against a private room, as a non-member, over both transports.
 
 To a non-member a private room does not exist: each action answers exactly what it
 answers for a pk no room has (the same status and the same errors), and lists never

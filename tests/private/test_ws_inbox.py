@@ -1,4 +1,4 @@
-"""PROTOCOL.md §6 over WebSocket: read state, unread counts, the inbox list and its live pushes."""
+"""api_docs/PROTOCOL.md §6 over WebSocket: read state, unread counts, the inbox list and its live pushes."""
 
 from typing import Any
 

@@ -1,4 +1,4 @@
-"""PROTOCOL.md §5 over WebSocket: private and direct rooms, members, roles, moderation, and events that follow access."""
+"""api_docs/PROTOCOL.md §5 over WebSocket: private and direct rooms, members, roles, moderation, and events that follow access."""
 
 from typing import Any
 
