@@ -2,8 +2,8 @@
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import generics, serializers, status, viewsets
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import AllowAny
@@ -19,7 +19,6 @@ from chat.core.serializers import (
     MessageSerializer,
     PageParamsSerializer,
     PkParamSerializer,
-    ReadStateSerializer,
     RegisterSerializer,
     RoleParamSerializer,
     RoomListParamsSerializer,
@@ -36,11 +35,6 @@ def _user(request: Request) -> User:
     if not isinstance(request.user, User):
         raise NotAuthenticated()
     return request.user
-
-
-MemberPageSerializer = inline_serializer("MemberPage", {"results": MemberSerializer(many=True), "count": serializers.IntegerField()})
-USER_ID_PATH = OpenApiParameter("user_id", int, OpenApiParameter.PATH, description="The user's id.")
-InboxPageSerializer = inline_serializer("InboxPage", {"results": InboxEntrySerializer(many=True), "count": serializers.IntegerField()})
 
 
 class RegisterView(generics.CreateAPIView):
@@ -135,7 +129,6 @@ class RoomViewSet(viewsets.GenericViewSet):
         )
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
-    @extend_schema(request=UserIdParamSerializer, responses={201: RoomSerializer, 200: RoomSerializer})
     @action(detail=False, methods=["post"])
     def direct(self, request: Request) -> Response:
         """Open the direct room with a user (§5 open_direct): 201 created, 200 if it existed."""
@@ -143,8 +136,6 @@ class RoomViewSet(viewsets.GenericViewSet):
         room, created = services.direct_open(user=_user(request), other=other)
         return Response(RoomSerializer(room).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
-    @extend_schema(methods=["get"], parameters=[PageParamsSerializer], responses=MemberPageSerializer)
-    @extend_schema(methods=["post"], request=UserIdParamSerializer, responses={201: MemberSerializer, 200: MemberSerializer})
     @action(detail=True, methods=["get", "post"], serializer_class=MemberSerializer)
     def members(self, request: Request, pk: str) -> Response:
         """List the room's members (§5 list_members), or add one (add_member)."""
@@ -157,8 +148,6 @@ class RoomViewSet(viewsets.GenericViewSet):
         membership, created = services.member_add(room_id=room_id, actor=_user(request), user=user)
         return Response(MemberSerializer(membership).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
-    @extend_schema(methods=["patch"], parameters=[USER_ID_PATH], request=RoleParamSerializer, responses=MemberSerializer)
-    @extend_schema(methods=["delete"], parameters=[USER_ID_PATH], request=None, responses={204: None})
     @action(detail=True, methods=["patch", "delete"], url_path=r"members/(?P<user_id>[^/.]+)", serializer_class=MemberSerializer)
     def member(self, request: Request, pk: str, user_id: str) -> Response:
         """Change a member's role (§5 set_role), or remove them (remove_member)."""
@@ -170,7 +159,6 @@ class RoomViewSet(viewsets.GenericViewSet):
         services.member_remove(room_id=room_id, actor=_user(request), user_id=target_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(parameters=[USER_ID_PATH], request=None, responses={204: None, 200: None})
     @action(detail=True, methods=["post", "delete"], url_path=r"bans/(?P<user_id>[^/.]+)")
     def ban(self, request: Request, pk: str, user_id: str) -> Response:
         """Ban a user (§5 ban_member: 204), or lift the ban (unban_member: 200)."""
@@ -181,7 +169,6 @@ class RoomViewSet(viewsets.GenericViewSet):
         services.member_unban(room_id=room_id, actor=_user(request), user_id=target_id)
         return Response(status=status.HTTP_200_OK)
 
-    @extend_schema(request=MarkReadParamsSerializer, responses=ReadStateSerializer)
     @action(detail=True, methods=["post"])
     def read(self, request: Request, pk: str) -> Response:
         """Mark the room read up to a seq (§6 mark_read)."""
@@ -195,7 +182,6 @@ class MyRoomsView(generics.GenericAPIView):
 
     serializer_class = InboxEntrySerializer
 
-    @extend_schema(parameters=[PageParamsSerializer], responses=InboxPageSerializer)
     def get(self, request: Request) -> Response:
         entries, count = selectors.inbox(user=_user(request), **validate(PageParamsSerializer, request.query_params))
         return Response({"results": InboxEntrySerializer(entries, many=True).data, "count": count})

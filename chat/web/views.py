@@ -72,7 +72,9 @@ def room(request: HttpRequest, name: str) -> HttpResponse:
     if trimmed != name or room_name_error(trimmed):
         # The index page shows why a name is unusable, or forwards to the trimmed one.
         return redirect(f"{reverse('chat-index')}?{urlencode({'name': name})}")
-    context = {"room_name": name, "max_length": MESSAGE_MAX_LENGTH}
+    # For the members panel's "add by username" (the API takes user ids).
+    user_ids = {user.username: user.pk for user in selectors.user_list()}
+    context = {"room_name": name, "max_length": MESSAGE_MAX_LENGTH, "user_ids": user_ids}
     return render(request, "chat/room.html", context)
 
 
