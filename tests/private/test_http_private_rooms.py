@@ -167,3 +167,21 @@ def test_list_my_rooms_costs_the_same_queries_for_10_or_200_rooms() -> None:
         counts[total] = len(queries)
     # token auth, count, page (with unread counts), presence, newest messages: none per room
     assert counts[10] == counts[200] <= 5, counts
+
+
+def test_http_inbox_order_unread_exact_and_own_posts_read(api: APIClient, user: User, other_user: User, other_api: APIClient) -> None:
+    rooms = [make_room(user, RoomKind.PRIVATE) for _ in range(3)]
+    for room in rooms:
+        add(room, other_user)
+    older = post(rooms[0], user, "older")
+    post(rooms[2], user, "newer")
+    page = status_of(other_api.get("/api/users/me/rooms/"), 200)
+    assert [entry["room"]["pk"] for entry in page["results"]] == [rooms[2].pk, rooms[0].pk, rooms[1].pk]
+    assert [entry["unread_count"] for entry in page["results"]] == [1, 1, 0]
+    older.delete()  # deleted messages are not unread
+    assert status_of(other_api.get("/api/users/me/rooms/"), 200)["results"][1]["unread_count"] == 0
+    post(rooms[1], user, "x")
+    status_of(other_api.post(f"/api/rooms/{rooms[1].pk}/messages/", {"text": "mine"}, format="json"), 201)
+    entry = status_of(other_api.get("/api/users/me/rooms/"), 200)["results"][0]
+    assert (entry["room"]["pk"], entry["last_read_seq"], entry["unread_count"]) == (rooms[1].pk, 2, 0)
+    assert status_of(other_api.get("/api/users/me/rooms/", {"page": 2, "page_size": 2}), 200)["count"] == 3
