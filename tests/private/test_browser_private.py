@@ -8,14 +8,14 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.test_browser import PHONE, SCREENSHOTS, Person, send, wait_ready
 
 pytestmark = pytest.mark.live
 
 
-def inbox_entry(page: Page, name: str) -> object:
+def inbox_entry(page: Page, name: str) -> Locator:
     return page.locator("#inbox .inbox-entry").filter(has=page.locator(".room-name", has_text=re.compile(f"^{re.escape(name)}$")))
 
 
