@@ -6,6 +6,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from chat.models import Message, Role, RoomKind
+from tests.factories import UserFactory
 from tests.private.helpers import add_async, make_room_async, no_push_of, post_async, push_of, user_factory
 from tests.ws import connect
 
@@ -170,3 +171,34 @@ async def test_role_change_reaches_the_inbox() -> None:
         await o.request("set_role", pk=room.pk, user_id=bob.pk, role="moderator")
         push = await push_of(b, "membership")
         assert push["request_id"] == 7 and push["data"]["role"] == "moderator"
+
+
+@database_sync_to_async
+def member_of_many(user: Any, count: int) -> list[int]:
+    from chat.models import Membership, Room
+
+    owner = UserFactory.create()
+    rooms = Room.objects.bulk_create([Room(name=f"many-{user.pk}-{i}", host=owner) for i in range(count)])
+    Membership.objects.bulk_create([Membership(room=room, user=user) for room in rooms])
+    return [room.pk for room in rooms]
+
+
+async def test_an_inbox_of_500_rooms_is_one_layer_membership_per_room_per_process() -> None:
+    from chat.events import groups
+    from chat.events.fanout import local_fanout
+
+    me, poster = await users(2)
+    room_ids = await member_of_many(me, 500)
+    async with connect(me) as first, connect(me) as second, connect(poster) as p:
+        for client in (first, second):
+            assert (await client.request("subscribe_to_my_rooms", request_id="inbox"))["response_status"] == 200
+        fanout = local_fanout()
+        message_groups = {groups.room_messages_group(room_id) for room_id in room_ids}
+        # One layer group_add per room for this process (fanout.joined is keyed by group), both connections behind it.
+        assert message_groups <= set(fanout.joined)
+        assert all(len(fanout.members[group]) == 2 for group in message_groups)
+        await p.request("join_room", pk=room_ids[-1])
+        await p.request("create_message", room=room_ids[-1], message="in the 500th room")
+        for client in (first, second):
+            assert (await push_of(client, "room_message"))["room"] == room_ids[-1]
+    assert not message_groups & set(local_fanout().members)  # all gone once the connections closed
