@@ -72,9 +72,11 @@ class Message(models.Model):
     class Meta:
         ordering = ["room", "seq"]
         constraints = [
-            # Also the index behind "latest N" and "after seq" reads of one room; carrying the
-            # author lets unread counts ("after seq, by others") be index-only scans.
-            models.UniqueConstraint(fields=["room", "seq"], include=["user"], name="message_room_seq_unique"),
+            # Also the index behind "latest N" and "after seq" reads of one room. On PostgreSQL
+            # it also carries the author (INCLUDE user_id, set by migration 0002_private_rooms, as
+            # SQLite has no such constraints), so unread counts ("after seq, by others") are
+            # index-only scans; a migration that alters this constraint must keep that.
+            models.UniqueConstraint(fields=["room", "seq"], name="message_room_seq_unique"),
             models.UniqueConstraint(
                 fields=["room", "user", "client_id"],
                 condition=Q(client_id__isnull=False),

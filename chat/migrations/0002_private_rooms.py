@@ -39,6 +39,23 @@ def copy_memberships_back(apps, schema_editor):  # type: ignore[no-untyped-def]
     through.objects.bulk_create([through(room_id=room_id, user_id=user_id) for room_id, user_id in pairs], batch_size=5000)
 
 
+def _replace_seq_constraint(schema_editor, include: str) -> None:  # type: ignore[no-untyped-def]
+    if schema_editor.connection.vendor != "postgresql":
+        return  # SQLite has no unique constraints with non-key columns: it keeps the plain one
+    schema_editor.execute(
+        "ALTER TABLE chat_message DROP CONSTRAINT message_room_seq_unique, "
+        f"ADD CONSTRAINT message_room_seq_unique UNIQUE (room_id, seq){include}"
+    )
+
+
+def seq_index_with_author(apps, schema_editor):  # type: ignore[no-untyped-def]
+    _replace_seq_constraint(schema_editor, " INCLUDE (user_id)")
+
+
+def seq_index_without_author(apps, schema_editor):  # type: ignore[no-untyped-def]
+    _replace_seq_constraint(schema_editor, "")
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("chat", "0001_initial"),
@@ -75,9 +92,7 @@ class Migration(migrations.Migration):
                 ),
                 (
                     "user",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="memberships", to=settings.AUTH_USER_MODEL
-                    ),
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="memberships", to=settings.AUTH_USER_MODEL),
                 ),
             ],
             options={
@@ -108,9 +123,7 @@ class Migration(migrations.Migration):
             name="members",
             field=models.ManyToManyField(blank=True, related_name="rooms", through="chat.Membership", to=settings.AUTH_USER_MODEL),
         ),
-        migrations.RemoveConstraint(model_name="message", name="message_room_seq_unique"),
-        migrations.AddConstraint(
-            model_name="message",
-            constraint=models.UniqueConstraint(fields=("room", "seq"), include=("user",), name="message_room_seq_unique"),
-        ),
+        # PostgreSQL only (the model's state is unchanged): the (room, seq) constraint's index also
+        # carries the author, so "messages after seq by others" (unread counts) is an index-only scan.
+        migrations.RunPython(seq_index_with_author, seq_index_without_author, elidable=False),
     ]
