@@ -45,6 +45,7 @@ from chat.events.observers import MessageObserver, fanout_observer
 from chat.models import Message, Room
 from chat.ops import metrics
 from chat.ops.logging import log_event
+from chat.ws import multiplex
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class MessageSubscription:
 
     last_seq: int
     backlog: deque[tuple[dict[str, Any], str]] | None = None
+    stream: str | None = None  # the DCRF stream it was made through (chat/ws/multiplex.py)
 
 
 @db_thread
@@ -115,8 +117,9 @@ class RoomConsumer(GenericAsyncAPIConsumer):
         self.present_rooms: dict[int, None] = {}
         self.last_joined_room: int | None = None
         self.message_subscriptions: dict[tuple[int, Any], MessageSubscription] = {}
-        self.instance_subscriptions: dict[tuple[int, Any], None] = {}
-        self.online_users_request_ids: dict[Any, None] = {}
+        # Subscription -> the DCRF stream it was made through (None: unwrapped), which its pushes go in.
+        self.instance_subscriptions: dict[tuple[int, Any], str | None] = {}
+        self.online_users_request_ids: dict[Any, str | None] = {}
         self.opened_at = time.monotonic()
 
     # --- connection lifecycle -------------------------------------------------------
@@ -203,6 +206,22 @@ class RoomConsumer(GenericAsyncAPIConsumer):
         if not isinstance(content, dict):
             await self.reply(action=None, status=400, errors=["A frame must be a JSON object."])
             return
+        try:
+            stream, content = multiplex.unwrap(content)
+        except multiplex.BadEnvelope as exc:
+            token = multiplex.current_stream.set(exc.stream)
+            try:
+                await self.reply(action=None, status=400, errors=[str(exc)])
+            finally:
+                multiplex.current_stream.reset(token)
+            return
+        token = multiplex.current_stream.set(stream)
+        try:
+            await self._receive_request(content)
+        finally:
+            multiplex.current_stream.reset(token)
+
+    async def _receive_request(self, content: dict[str, Any]) -> None:
         request_id = content.pop("request_id", None)
         action_name = content.pop("action", None)
         if not _request_id_is_valid(request_id):
@@ -243,7 +262,8 @@ class RoomConsumer(GenericAsyncAPIConsumer):
                 request_id=request_id,
                 status=status,
             )
-        await super().reply(action=action, data=data, errors=errors, status=status, request_id=request_id)
+        frame = {"errors": errors or [], "data": data, "action": action, "response_status": status, "request_id": request_id}
+        await self.send_json(multiplex.wrap(multiplex.current_stream.get(), frame))
 
     async def handle_action(self, action: str, request_id: Any, **params: Any) -> None:
         if action not in self.available_actions:  # before permissions: unknown is 405 for everyone
@@ -255,12 +275,12 @@ class RoomConsumer(GenericAsyncAPIConsumer):
 
     @db_action(name="list")  # not `def list`: that would shadow the builtin in this class body
     def list_rooms(self, **params: Any) -> Status:
-        rooms, count = selectors.room_list(**validate(RoomListParamsSerializer, params))
+        rooms, count = selectors.room_list(**validate(RoomListParamsSerializer, multiplex.params_with_data(params)))
         return {"results": RoomSerializer(rooms, many=True).data, "count": count}, 200
 
     @db_action()
     def retrieve(self, **params: Any) -> Status:
-        return RoomSerializer(selectors.room_get(**validate(PkParamSerializer, params))).data, 200
+        return RoomSerializer(selectors.room_get(**validate(PkParamSerializer, multiplex.params_with_data(params)))).data, 200
 
     @db_action()
     def create(self, data: Any = None, **params: Any) -> Status:
@@ -269,8 +289,16 @@ class RoomConsumer(GenericAsyncAPIConsumer):
 
     @db_action()
     def patch(self, data: Any = None, **params: Any) -> Status:
+        return self._update_room(data, params, partial=True)
+
+    @db_action()
+    def update(self, data: Any = None, **params: Any) -> Status:
+        """DCRF's name for a full update (PROTOCOL.md §8): like patch, with `name` required."""
+        return self._update_room(data, params, partial=False)
+
+    def _update_room(self, data: Any, params: dict[str, Any], *, partial: bool) -> Status:
         room = selectors.room_get(**validate(PkParamSerializer, params))
-        serializer = RoomSerializer(room, data=data, partial=True)
+        serializer = RoomSerializer(room, data=data, partial=partial)
         serializer.is_valid(raise_exception=True)
         room = services.room_update(room=room, user=self.user, name=serializer.validated_data.get("name", room.name))
         return RoomSerializer(room).data, 200
@@ -361,7 +389,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
         room_id, key = query["pk"], (query["pk"], request_id)
         # Subscribe before reading where the room stands, so no event falls in between:
         # events wait in the backlog until the replay is done.
-        subscription = MessageSubscription(last_seq=query.get("after_seq", 0), backlog=deque())
+        subscription = MessageSubscription(last_seq=query.get("after_seq", 0), backlog=deque(), stream=multiplex.current_stream.get())
         self.message_subscriptions[key] = subscription
         try:
             await self.message_activity.subscribe(room_id=room_id, request_id=request_id)
@@ -414,7 +442,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
                     # The layer dropped or reordered events: the database has what is missing.
                     metrics.events_recovered(await self._send_missed(key, subscription, before_seq=event["seq"]))
                 subscription.last_seq = event["seq"]
-            await self._send_message_event(event, action, key[1])
+            await self._send_message_event(event, action, key[1], subscription.stream)
         subscription.backlog = None  # no await since the loop's last check: nothing can slip in
 
     async def _send_missed(self, key: tuple[int, Any], subscription: MessageSubscription, before_seq: int | None = None) -> int:
@@ -424,7 +452,8 @@ class RoomConsumer(GenericAsyncAPIConsumer):
             messages, has_more = await _history_json(room_id, subscription.last_seq, before_seq)
             for message in messages:
                 subscription.last_seq = message["seq"]
-                await self.send(text_data=message_push("create", request_id, message["id"], json.dumps(message)))
+                push = message_push("create", request_id, message["id"], json.dumps(message))
+                await self.send(text_data=multiplex.wrap_text(subscription.stream, push))
             sent += len(messages)
         return sent
 
@@ -472,12 +501,13 @@ class RoomConsumer(GenericAsyncAPIConsumer):
                 self._detach(self._catch_up(key, subscription))
                 return False
             subscription.last_seq = event["seq"]
-        await self._send_message_event(event, action, request_id)
+        await self._send_message_event(event, action, request_id, subscription.stream)
         return True
 
-    async def _send_message_event(self, event: dict[str, Any], action: str, request_id: Any) -> None:
+    async def _send_message_event(self, event: dict[str, Any], action: str, request_id: Any, stream: str | None) -> None:
         # Straight to the server: the generic send() only wraps this in two more calls.
-        await self.base_send({"type": "websocket.send", "text": message_push(action, request_id, event["pk"], event["data_json"])})
+        push = message_push(action, request_id, event["pk"], event["data_json"])
+        await self.base_send({"type": "websocket.send", "text": multiplex.wrap_text(stream, push)})
 
     # --- room instance stream --------------------------------------------------------------
 
@@ -486,7 +516,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
         room_id = validate(PkParamSerializer, params)["pk"]
         await db_thread(selectors.room_assert_exists)(pk=room_id)
         await self.room_activity.subscribe(room_id=room_id, request_id=request_id)
-        self.instance_subscriptions[room_id, request_id] = None
+        self.instance_subscriptions[room_id, request_id] = multiplex.current_stream.get()
         return None, 200
 
     @action()
@@ -505,7 +535,8 @@ class RoomConsumer(GenericAsyncAPIConsumer):
         if action not in ("update", "delete"):
             return
         for request_id in subscribing_request_ids:
-            await self.send_json({"action": action, "request_id": request_id, "pk": event["pk"], "data": event})
+            stream = self.instance_subscriptions.get((event["pk"], request_id))
+            await self.send_json(multiplex.wrap(stream, {"action": action, "request_id": request_id, "pk": event["pk"], "data": event}))
             metrics.event_sent(action, committed_at)
 
     @room_activity.serializer
@@ -528,7 +559,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
     @action()
     async def subscribe_to_online_users(self, request_id: Any, **params: Any) -> Status:
         await self.add_group(groups.ONLINE_USERS_GROUP)
-        self.online_users_request_ids[request_id] = None
+        self.online_users_request_ids[request_id] = multiplex.current_stream.get()
         return {"users": await _online_users_json()}, 200
 
     # --- channel-layer events (type "a.b" calls method a_b) ----------------------------------
@@ -543,8 +574,8 @@ class RoomConsumer(GenericAsyncAPIConsumer):
             metrics.event_sent("typing")
 
     async def users_status(self, event: dict[str, Any]) -> None:
-        for request_id in self.online_users_request_ids:
-            await self.send_json({"action": "user_status", "request_id": request_id, "data": event["data"]})
+        for request_id, stream in self.online_users_request_ids.items():
+            await self.send_json(multiplex.wrap(stream, {"action": "user_status", "request_id": request_id, "data": event["data"]}))
             metrics.event_sent("user_status")
 
     async def auth_revoked(self, event: dict[str, Any]) -> None:
