@@ -85,6 +85,10 @@ CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
 CORS_URLS_REGEX = r"^/api/.*$"
 # Token-authenticated SPAs need no cookies; allow them only for a same-site SPA using the session.
 CORS_ALLOW_CREDENTIALS = env_bool("CORS_ALLOW_CREDENTIALS", False)
+# Pages on other origins that may open the WebSocket, compared exactly (scheme://host:port);
+# they must authenticate with a token, never the session cookie (chat/ws/auth.py). The
+# server's own origin is always allowed. By default the SPAs that CORS lets call the API.
+WS_ALLOWED_ORIGINS = env_list("WS_ALLOWED_ORIGINS", CORS_ALLOWED_ORIGINS)
 
 INSTALLED_APPS = [
     "daphne",
