@@ -9,7 +9,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test services chromium migrate clean cluster bench
+.PHONY: run test services chromium node-tools migrate clean cluster bench
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,11 +26,15 @@ cluster: $(VENV)/.installed services
 	PY=$(PY) scripts/run-cluster.sh
 
 ## Install, make sure PostgreSQL and Redis are up, and run the whole suite against them.
-test: $(VENV)/.installed services chromium
+test: $(VENV)/.installed services chromium node-tools
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) REQUIRE_SERVICES=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 services:
 	scripts/ensure-services.sh
+
+## The suite's Node tools (tools/js: dcrf-client, redocly, the AsyncAPI parser, tsc), exactly as the lockfile pins them.
+node-tools:
+	cd tools/js && npm ci --no-audit --no-fund --loglevel=error && sha256sum package-lock.json | cut -d' ' -f1 > node_modules/.installed-lock-sha256
 
 ## Debian's Chromium for the browser tests (installed when /usr/bin/chromium is missing).
 chromium:
