@@ -273,6 +273,9 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Chat rooms HTTP API",
     "DESCRIPTION": "PROTOCOL.md §4. The WebSocket API is described in /api/asyncapi.yaml.",
     "VERSION": "1",
+    "LICENSE": {"name": "Proprietary"},
+    # Relative: the API is served by whichever host serves this schema.
+    "SERVERS": [{"url": "/", "description": "This server"}],
     "SERVE_INCLUDE_SCHEMA": False,
     # Request bodies get their own components, so read-only fields are not asked of clients.
     "COMPONENT_SPLIT_REQUEST": True,
