@@ -1,4 +1,4 @@
-"""WebSocket handshake policy (PROTOCOL.md §2 Authentication, §8 Cross-origin SPAs).
+"""WebSocket handshake policy (api_docs/PROTOCOL.md §2 Authentication, §8 Cross-origin SPAs).
 
 Every Origin check compares scheme, host and port exactly:
 - no Origin: not a browser; an API token (header `Authorization: Token <key>` or the

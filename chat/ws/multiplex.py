@@ -9,6 +9,7 @@ explicitly, because they are sent from the fan-out, outside any request.
 """
 
 import json
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -62,6 +63,13 @@ def wrap(stream: str | None, frame: dict[str, Any]) -> dict[str, Any]:
     return frame if stream is None else {"stream": stream, "payload": frame}
 
 
-def wrap_text(stream: str | None, text: str) -> str:
-    """Like wrap, for an already encoded frame: spliced as text, so a push is encoded once for all subscribers."""
-    return text if stream is None else f'{{"stream": {json.dumps(stream)}, "payload": {text}}}'
+def sender(stream: str | None, send_text: Callable[[str], Awaitable[None]]) -> Callable[[str], Awaitable[None]]:
+    """`send_text` for a subscription made through `stream`: itself when unwrapped, so plain pushes cost nothing more."""
+    if stream is None:
+        return send_text
+    prefix = f'{{"stream": {json.dumps(stream)}, "payload": '
+
+    async def send_in_stream(text: str) -> None:
+        await send_text(prefix + text + "}")
+
+    return send_in_stream
