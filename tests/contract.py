@@ -190,7 +190,7 @@ def _check_push(frame: Frame, candidates: list[tuple[str, str]]) -> str:
 
 
 def unwrap_stream(frame: Any) -> tuple[str | None, Any]:
-    """(stream, inner frame) of a DCRF stream envelope (PROTOCOL.md §8), checking the envelope; (None, frame) otherwise."""
+    """(stream, inner frame) of a DCRF stream envelope (api_docs/PROTOCOL.md §8), checking the envelope; (None, frame) otherwise."""
     if not (isinstance(frame, dict) and "stream" in frame and "payload" in frame and "action" not in frame):
         return None, frame
     _check("frame", "StreamEnvelope", "/components/schemas/StreamEnvelope", frame)

@@ -1,4 +1,4 @@
-"""DCRF stream multiplexing and DCRF's conventional names (PROTOCOL.md §8), through the full ASGI stack."""
+"""DCRF stream multiplexing and DCRF's conventional names (api_docs/PROTOCOL.md §8), through the full ASGI stack."""
 
 from typing import Any
 

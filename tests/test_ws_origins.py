@@ -1,4 +1,4 @@
-"""Cross-origin WebSocket handshakes (PROTOCOL.md §2, §8): exact origins, and token-only from other origins."""
+"""Cross-origin WebSocket handshakes (api_docs/PROTOCOL.md §2, §8): exact origins, and token-only from other origins."""
 
 from typing import Any
 

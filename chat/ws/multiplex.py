@@ -1,4 +1,4 @@
-"""DCRF stream multiplexing (PROTOCOL.md §8): `{"stream": s, "payload": {...}}` frames in and out.
+"""DCRF stream multiplexing (api_docs/PROTOCOL.md §8): `{"stream": s, "payload": {...}}` frames in and out.
 
 DCRF's demultiplexer convention, which its JavaScript client (`dcrf-client`) speaks: a
 request wrapped in a stream is answered in the same stream, and the pushes of a

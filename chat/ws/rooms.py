@@ -39,7 +39,7 @@ class RoomsMixin(ConsumerMixin):
 
     @db_action()
     def update(self, data: Any = None, **params: Any) -> Status:
-        """DCRF's name for a full update (PROTOCOL.md §8): like patch, with `name` required."""
+        """DCRF's name for a full update (api_docs/PROTOCOL.md §8): like patch, with `name` required."""
         return self._update_room(data, params, partial=False)
 
     def _update_room(self, data: Any, params: dict[str, Any], *, partial: bool) -> Status:
