@@ -26,6 +26,7 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt
 ## Install, migrate and serve on http://$(HOST):$(PORT) (SQLite + in-memory layer unless DATABASE_URL/REDIS_URL are set).
 run: $(VENV)/.installed
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) -m mysite.serve --bind $(HOST) --port $(PORT) mysite.asgi:application
 
 ## A local two-process deployment (ports CLUSTER_PORTS, default "8001 8002") on PostgreSQL and Redis; docs/DEPLOYMENT.md.

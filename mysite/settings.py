@@ -114,6 +114,8 @@ MIDDLEWARE = [
     # First, so CORS preflights are answered before any redirect or auth.
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (STATIC_ROOT) before anything that touches sessions or the database.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -294,11 +296,19 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-# `manage.py collectstatic` gathers the web client's assets here for a reverse proxy to serve.
-STATIC_ROOT = BASE_DIR / "var" / "static"
-# Whether Django itself answers /static/ (daphne serves no files). On by default in DEBUG;
-# a production proxy serves STATIC_ROOT instead, or set SERVE_STATIC=true for a proxy-less box.
-SERVE_STATIC = env_bool("SERVE_STATIC", DEBUG)
+# `manage.py collectstatic` gathers the web client's assets here (`make run` runs it); WhiteNoise
+# serves them, so a deployment without a reverse proxy needs no flag (daphne serves no files).
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "var" / "static")))
+if not DEBUG:
+    # Hashed names (chat.3f9a1c.css) and gzip/brotli copies, made by collectstatic; WhiteNoise
+    # sends hashed files with a ten-year Cache-Control: immutable.
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+# In development the files come straight from the apps' static/ folders, edits seen at once.
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- Built-in web pages (chat/web/) ---------------------------------------------------
 LOGIN_URL = "login"
