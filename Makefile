@@ -46,9 +46,9 @@ check: $(VENV)/.installed-dev
 services:
 	scripts/ensure-services.sh
 
-## The suite's Node tools (tools/js: dcrf-client, redocly, the AsyncAPI parser, tsc), exactly as the lockfile pins them.
+## The Node side (package.json: the clients/js workspace; dcrf-client, redocly, the AsyncAPI parser, tsc, ws), as package-lock.json pins it.
 node-tools:
-	cd tools/js && npm ci --no-audit --no-fund --loglevel=error && sha256sum package-lock.json | cut -d' ' -f1 > node_modules/.installed-lock-sha256
+	npm ci --no-audit --no-fund --loglevel=error && sha256sum package-lock.json | cut -d' ' -f1 > node_modules/.installed-lock-sha256
 
 ## Debian's Chromium for the browser tests (installed when /usr/bin/chromium is missing).
 chromium:

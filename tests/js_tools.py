@@ -1,7 +1,8 @@
-"""The suite's Node tools (tools/js: dcrf-client, redocly, the AsyncAPI parser, tsc), installed from the committed lockfile.
+"""The suite's Node side (package.json at the root: dcrf-client, redocly, the AsyncAPI parser, tsc, ws, and the
+clients/js workspace), installed from the committed package-lock.json.
 
-`make test` runs `npm ci` there first; `node_tools()` does it too when the install is
-missing or older than package-lock.json, so a lone `pytest tests/...` works as well.
+`make test` runs `npm ci` first; `node_tools()` does it too when the install is missing
+or does not match package-lock.json, so a lone `pytest tests/...` works as well.
 """
 
 import hashlib
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TOOLS = ROOT / "tools" / "js"
+TOOLS = ROOT
 STAMP = TOOLS / "node_modules" / ".installed-lock-sha256"
 
 
@@ -37,7 +38,7 @@ def _lock_digest() -> str:
 
 
 def node_tools() -> NodeTools:
-    """Node 20+ and tools/js's packages, running `npm ci` first if the install does not match the lockfile."""
+    """Node 20+ and the installed packages, running `npm ci` first if the install does not match the lockfile."""
     node, npm = shutil.which("node"), shutil.which("npm")
     assert node and npm, "node and npm are needed (Debian package nodejs); `make test` expects them"
     major = int(subprocess.run([node, "--version"], capture_output=True, text=True, check=True).stdout.strip().lstrip("v").split(".")[0])
@@ -45,6 +46,6 @@ def node_tools() -> NodeTools:
     digest = _lock_digest()
     if not STAMP.exists() or STAMP.read_text().strip() != digest:
         result = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=TOOLS, capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, f"npm ci in tools/js failed:\n{result.stdout}\n{result.stderr}"
+        assert result.returncode == 0, f"npm ci failed:\n{result.stdout}\n{result.stderr}"
         STAMP.write_text(digest)
     return NodeTools(node=node, modules=TOOLS / "node_modules")

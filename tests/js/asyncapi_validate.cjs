@@ -1,5 +1,5 @@
 // Parse and validate an AsyncAPI document with the official parser (@asyncapi/parser, pinned
-// in tools/js), as `asyncapi validate` does; print its diagnostics as JSON, one per line.
+// in package-lock.json), as `asyncapi validate` does; print its diagnostics as JSON, one per line.
 // Usage: node asyncapi_validate.cjs <file>. Exit 1 if the document has errors or could not be parsed.
 "use strict";
 const fs = require("node:fs");
