@@ -1,4 +1,4 @@
-"""The API documents checked by their ecosystems' own tools (pinned in package-lock.json): redocly for OpenAPI, @asyncapi/parser for AsyncAPI."""
+"""The API documents checked by their ecosystems' own tools (pinned npm packages): redocly for OpenAPI, @asyncapi/parser for AsyncAPI."""
 
 import json
 import subprocess

@@ -1,4 +1,4 @@
-"""DCRF's own JavaScript client (npm `dcrf-client`, pinned in package-lock.json, unmodified) against a live server (api_docs/PROTOCOL.md §8)."""
+"""DCRF's own JavaScript client (npm `dcrf-client`, pinned, unmodified) against a live server (api_docs/PROTOCOL.md §8)."""
 
 import json
 import subprocess
