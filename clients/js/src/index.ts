@@ -163,6 +163,8 @@ const CLOSE_POLICY = 1008;
 const CLOSE_AUTH = 4401;
 const CLOSE_RATE_LIMITED = 4429;
 const OPEN = 1;
+// A connection open this long was a success: the backoff starts over after it closes.
+const STABLE_MS = 5_000;
 
 type Handler<T> = (payload: T) => void;
 
@@ -199,6 +201,8 @@ export class ChatClient {
   private socket: SocketLike | null = null;
   private urlIndex = 0;
   private attempt = 0;
+  private openedAt: number | null = null;
+  private lastDelay: number | null = null;
   private opens = 0;
   private stopped: Error | null = null;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
@@ -303,7 +307,7 @@ export class ChatClient {
   }
 
   private onOpen(url: string): void {
-    this.attempt = 0;
+    this.openedAt = Date.now();
     const reconnect = this.opens++ > 0;
     this.emit("open", { url, reconnect });
     if (reconnect) this.restore();
@@ -325,9 +329,11 @@ export class ChatClient {
   }
 
   private scheduleReconnect(code: number, reason: string): void {
+    if (this.openedAt !== null && Date.now() - this.openedAt >= STABLE_MS) this.attempt = 0;
+    this.openedAt = null;
     let delay: number;
-    if (code === CLOSE_GOING_AWAY && this.attempt === 0) {
-      delay = 0; // the server is restarting or draining: another one takes us at once
+    if (code === CLOSE_GOING_AWAY && this.lastDelay !== 0) {
+      delay = 0; // the server is restarting or draining: another one takes us at once (once in a row)
     } else {
       const { initialMs, maxMs, factor } = this.backoff;
       const ceiling = Math.min(maxMs, initialMs * factor ** this.attempt);
@@ -337,6 +343,7 @@ export class ChatClient {
       }
     }
     this.attempt++;
+    this.lastDelay = delay;
     this.urlIndex++;
     this.emit("close", { code, reason, delayMs: delay });
     this.reconnectTimer = setTimeout(() => void this.open(), delay);
