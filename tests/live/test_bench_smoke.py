@@ -12,7 +12,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests import ROOT
+
 DELIVERY_SCENARIOS = {"rate-3", "burst-3", "rooms-2x2"}
 
 
