@@ -191,7 +191,8 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
         self, action: str | None, data: Any = None, errors: list[Any] | None = None, status: int = 200, request_id: Any = None
     ) -> None:
         """Send the one response to a request; count it, and log it when it is an error."""
-        metrics.action_handled(action, status)
+        # Only the consumer's own action names become labels: a client cannot mint time series.
+        metrics.action_handled(action if action in self.available_actions else None, status)
         if status >= 400:
             log_event(
                 logger,
