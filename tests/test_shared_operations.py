@@ -19,8 +19,8 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
 @database_sync_to_async
 def setup() -> tuple[Any, Any, Any]:
-    host = UserFactory()
-    room = RoomFactory(host=host, name="shared-ops")
+    host = UserFactory.create()
+    room = RoomFactory.create(host=host, name="shared-ops")
     for i in range(3):
         services.message_store(room_id=room.pk, author=host, text=f"m{i}")
     return host, room, client_for(host)

@@ -10,7 +10,7 @@ USER_STATUS_EVENT = "users.status"
 AUTH_REVOKED_EVENT = "auth.revoked"
 EVENT_TYPES = frozenset({MESSAGE_EVENT, ROOM_EVENT, PRESENCE_EVENT, TYPING_EVENT, USER_STATUS_EVENT, AUTH_REVOKED_EVENT})
 
-# The `action` of each push frame a client can receive (PROTOCOL.md §2), also the
+# The `action` of each push frame a client can receive (api_docs/PROTOCOL.md §2), also the
 # label values of the events-sent metric.
 PUSH_CREATE, PUSH_UPDATE, PUSH_DELETE = "create", "update", "delete"
 PUSH_PRESENCE, PUSH_TYPING, PUSH_USER_STATUS = "presence", "typing", "user_status"

@@ -1,4 +1,4 @@
-"""The WebSocket room API (PROTOCOL.md §2): one consumer composed of topic mixins.
+"""The WebSocket room API (api_docs/PROTOCOL.md §2): one consumer composed of topic mixins.
 
 - chat/ws/protocol.py: the envelope and every Channels/DCRF/daphne override;
 - chat/ws/connection.py: the connection's state and session (presence row, user group);
@@ -16,7 +16,11 @@ from chat.core.serializers import RoomSerializer
 from chat.ws.connection import ChatConnection
 from chat.ws.messages import MessagesMixin
 from chat.ws.presence import PresenceMixin
+from chat.ws.protocol import CLOSE_AUTH_REVOKED, CLOSE_INTERNAL_ERROR
 from chat.ws.rooms import RoomsMixin
+
+# The close codes this consumer sends, importable from here as before the split.
+__all__ = ["CLOSE_AUTH_REVOKED", "CLOSE_INTERNAL_ERROR", "RoomConsumer"]
 
 
 class RoomConsumer(

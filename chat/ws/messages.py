@@ -1,6 +1,6 @@
-"""Messages over WebSocket (PROTOCOL.md §2): create, edit, delete, list, and the per-room message stream."""
+"""Messages over WebSocket (api_docs/PROTOCOL.md §2): create, edit, delete, list, and the per-room message stream."""
 
-from typing import Any
+from typing import Any, cast
 
 from djangochannelsrestframework.decorators import action
 
@@ -27,7 +27,8 @@ REPLAY_BATCH = 200
 @db_thread
 def _history_json(room_id: int, after_seq: int, before_seq: int | None = None) -> tuple[list[dict[str, Any]], bool]:
     messages, has_more = selectors.message_history(room_id=room_id, after_seq=after_seq, before_seq=before_seq, limit=REPLAY_BATCH)
-    return MessageSerializer(messages, many=True).data, has_more
+    # DRF's stubs type `.data` as a dict even with many=True (a ReturnList at run time).
+    return cast(list[dict[str, Any]], MessageSerializer(messages, many=True).data), has_more
 
 
 class MessagesMixin(ConsumerMixin):
@@ -105,7 +106,7 @@ class MessagesMixin(ConsumerMixin):
         await self.sync_room_group(room_id)
 
     async def _close_after_failed_catch_up(self) -> None:
-        # The client resumes with after_seq (PROTOCOL.md §2: 1011).
+        # The client resumes with after_seq (api_docs/PROTOCOL.md §2: 1011).
         await self.close(code=CLOSE_INTERNAL_ERROR)
 
     async def message_activity(self, message: dict[str, Any]) -> None:

@@ -1,6 +1,6 @@
-"""Being in a room over WebSocket (PROTOCOL.md §2-3): join, leave, typing, online users, and their pushes."""
+"""Being in a room over WebSocket (api_docs/PROTOCOL.md §2-3): join, leave, typing, online users, and their pushes."""
 
-from typing import Any
+from typing import Any, cast
 
 from djangochannelsrestframework.decorators import action
 
@@ -23,7 +23,8 @@ def _enter_room(channel_name: str, room_id: int, user: Any) -> tuple[bool, dict[
 
 @db_thread
 def _online_users_json() -> list[dict[str, Any]]:
-    return UserSerializer(selectors.online_users(), many=True).data
+    # DRF's stubs type `.data` as a dict even with many=True (a ReturnList at run time).
+    return cast(list[dict[str, Any]], UserSerializer(selectors.online_users(), many=True).data)
 
 
 class PresenceMixin(ConsumerMixin):

@@ -1,4 +1,4 @@
-"""The WebSocket protocol envelope (PROTOCOL.md §2) and every override of Channels, DCRF and daphne behaviour.
+"""The WebSocket protocol envelope (api_docs/PROTOCOL.md §2) and every override of Channels, DCRF and daphne behaviour.
 
 `ProtocolConsumer` turns frames into DCRF actions and every outcome into one response
 envelope `{action, request_id, response_status, data, errors}`; it knows nothing of
@@ -29,7 +29,9 @@ from chat.ops.logging import log_event
 logger = logging.getLogger("chat.ws.consumer")  # the name connection logs have always had
 
 MAX_FRAME_BYTES = 64 * 1024
-CLOSE_INTERNAL_ERROR = 1011
+# The close codes the server sends (api_docs/PROTOCOL.md, "Close codes").
+CLOSE_INTERNAL_ERROR = 1011  # a subscription could not catch up: resume with after_seq
+CLOSE_AUTH_REVOKED = 4401
 
 # What a request/response action returns: the response's data and status.
 Status = tuple[Any, int]
@@ -48,6 +50,7 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
     # connection (a Redis subscription, a queue and a task each). With None, Channels'
     # __call__ neither creates a channel nor sets channel_name, and reads only the socket.
     channel_layer_alias = None
+    groups: set[str]  # DCRF's __init__ makes it a set; the fan-out memberships of this connection
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -1,4 +1,4 @@
-"""Room actions over WebSocket (PROTOCOL.md §2): list, retrieve, create, patch, delete, and the room instance stream."""
+"""Room actions over WebSocket (api_docs/PROTOCOL.md §2): list, retrieve, create, patch, delete, and the room instance stream."""
 
 from typing import Any
 

@@ -1,4 +1,4 @@
-"""One message-stream subscription (PROTOCOL.md §2): replay, then live events, gap-free and in seq order.
+"""One message-stream subscription (api_docs/PROTOCOL.md §2): replay, then live events, gap-free and in seq order.
 
 The stream knows nothing of ASGI or the channel layer: it is given `send` (write one
 text frame to the client) and `read_history` (a page of stored messages), so it can
