@@ -25,7 +25,7 @@ def store(room: Room, author: Any, text: str) -> dict[str, Any]:
 
 
 async def message_events(client: Client, count: int) -> list[dict[str, Any]]:
-    events = []
+    events: list[dict[str, Any]] = []
     while len(events) < count:
         push = await client.next_push()
         if push["action"] != "presence":

@@ -1,4 +1,4 @@
-"""HTTP API (PROTOCOL.md §4): thin DRF views over chat.core (operations, services, selectors).
+"""HTTP API (api_docs/PROTOCOL.md §4): thin DRF views over chat.core (operations, services, selectors).
 
 Their OpenAPI description is written once, in api_docs/openapi.py.
 """
@@ -7,6 +7,7 @@ from typing import Any
 
 from rest_framework import generics, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,7 +21,14 @@ from chat.core.serializers import (
     UserSerializer,
     validate,
 )
-from chat.models import Message, Room
+from chat.models import Message, Room, User
+
+
+def _user(request: Request) -> User:
+    """The request's user; every view but RegisterView requires one (DEFAULT_PERMISSION_CLASSES)."""
+    if not isinstance(request.user, User):
+        raise NotAuthenticated()
+    return request.user
 
 
 class RegisterView(generics.CreateAPIView):
@@ -62,28 +70,28 @@ class RoomViewSet(viewsets.GenericViewSet):
 
     def create(self, request: Request) -> Response:
         data = validate(RoomSerializer, request.data)
-        room = services.room_create(host=request.user, name=data["name"])
+        room = services.room_create(host=_user(request), name=data["name"])
         return Response(RoomSerializer(room).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, pk: str) -> Response:
         return Response(RoomSerializer(self.get_object()).data)
 
     def partial_update(self, request: Request, pk: str) -> Response:
-        return Response(operations.room_patch(room=self.get_object(), user=request.user, data=request.data))
+        return Response(operations.room_patch(room=self.get_object(), user=_user(request), data=request.data))
 
     def destroy(self, request: Request, pk: str) -> Response:
-        services.room_delete(room=self.get_object(), user=request.user)
+        services.room_delete(room=self.get_object(), user=_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @action(detail=True, methods=["post"])
     def join(self, request: Request, pk: str) -> Response:
         room = self.get_object()
-        services.room_join(room_id=room.pk, user=request.user)
+        services.room_join(room_id=room.pk, user=_user(request))
         return Response(RoomSerializer(room).data)
 
     @action(detail=True, methods=["post"])
     def leave(self, request: Request, pk: str) -> Response:
-        services.room_leave(room_id=self.get_object().pk, user=request.user)
+        services.room_leave(room_id=self.get_object().pk, user=_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @action(detail=True, methods=["get", "post"], serializer_class=MessageSerializer)
@@ -92,7 +100,9 @@ class RoomViewSet(viewsets.GenericViewSet):
         if request.method == "GET":
             return Response(operations.message_history_page(room_id=room_id, params=request.query_params))
         data = validate(MessageSerializer, request.data)
-        message, created = services.message_create(room_id=room_id, author=request.user, text=data["text"], client_id=data.get("client_id"))
+        message, created = services.message_create(
+            room_id=room_id, author=_user(request), text=data["text"], client_id=data.get("client_id")
+        )
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
@@ -111,9 +121,9 @@ class MessageViewSet(viewsets.GenericViewSet):
     def partial_update(self, request: Request, pk: str) -> Response:
         message = self.get_object()
         data = validate(MessageSerializer, request.data)
-        message = services.message_update(message=message, user=request.user, text=data["text"])
+        message = services.message_update(message=message, user=_user(request), text=data["text"])
         return Response(MessageSerializer(message).data)
 
     def destroy(self, request: Request, pk: str) -> Response:
-        services.message_delete(message=self.get_object(), user=request.user)
+        services.message_delete(message=self.get_object(), user=_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)

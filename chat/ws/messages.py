@@ -1,6 +1,6 @@
 """Messages over WebSocket (api_docs/PROTOCOL.md §2): create, edit, delete, list, and the per-room message stream."""
 
-from typing import Any, cast
+from typing import Any
 
 from djangochannelsrestframework.decorators import action
 
@@ -13,6 +13,7 @@ from chat.core.serializers import (
     PkParamSerializer,
     RoomParamSerializer,
     SubscribeParamsSerializer,
+    serialize_many,
     validate,
 )
 from chat.events.streams import message_observer
@@ -27,8 +28,7 @@ REPLAY_BATCH = 200
 @db_thread
 def _history_json(room_id: int, after_seq: int, before_seq: int | None = None) -> tuple[list[dict[str, Any]], bool]:
     messages, has_more = selectors.message_history(room_id=room_id, after_seq=after_seq, before_seq=before_seq, limit=REPLAY_BATCH)
-    # DRF's stubs type `.data` as a dict even with many=True (a ReturnList at run time).
-    return cast(list[dict[str, Any]], MessageSerializer(messages, many=True).data), has_more
+    return serialize_many(MessageSerializer, messages), has_more
 
 
 class MessagesMixin(ConsumerMixin):

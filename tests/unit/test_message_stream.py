@@ -2,7 +2,7 @@
 
 import asyncio
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 import pytest
@@ -34,7 +34,7 @@ class Harness:
         self.reads: list[tuple[int, int | None]] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.failed = 0
-        self.on_send: Callable[[dict[str, Any]], None] | None = None
+        self.on_send: Any = None
         self.read_error: Exception | None = None
         self.stream = MessageStream(
             ROOM, "r", last_seq=last_seq, send=self.send, read_history=self.read_history, spawn=self.spawn, fail=self.fail
@@ -123,11 +123,11 @@ async def test_events_held_during_the_replay_follow_it_without_repeats() -> None
 async def test_unsubscribing_in_the_middle_of_a_replay_stops_it() -> None:
     h = Harness([1, 2, 3, 4, 5, 6], page=2)
 
-    def unsubscribe_after_seq_2(frame: dict[str, Any]) -> None:
+    def end_after_second(frame: dict) -> None:
         if frame["data"]["seq"] == 2:
             h.stream.end()
 
-    h.on_send = unsubscribe_after_seq_2
+    h.on_send = end_after_second
     replay = asyncio.ensure_future(h.stream.catch_up(stored_up_to=6))
     await asyncio.sleep(0)
     await h.stream.deliver(live(7), "create")  # waits in the backlog, never sent
