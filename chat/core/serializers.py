@@ -1,4 +1,4 @@
-"""The JSON objects of PROTOCOL.md §1, shared by the HTTP API, the WebSocket consumer and the observers."""
+"""The JSON objects of api_docs/PROTOCOL.md §1, shared by the HTTP API, the WebSocket consumer and the observers."""
 
 from typing import Any
 
@@ -97,7 +97,7 @@ class MessageSerializer(serializers.ModelSerializer):
 
 
 class RoomSerializer(serializers.ModelSerializer):
-    """A room with its live presence and newest message (see selectors.room_annotate_live_state)."""
+    """A room with its live presence and newest message (set by chat.core.selectors.room_get / room_list)."""
 
     name = StrictCharField(
         max_length=ROOM_NAME_MAX_LENGTH,
