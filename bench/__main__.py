@@ -79,6 +79,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--storm-subscribers", type=int, default=2000, help="reconnect storm: subscribers (default: 2000)")
     p.add_argument("--storm-messages", type=int, default=200, help="reconnect storm: messages posted meanwhile (default: 200)")
     p.add_argument("--storm-max-backoff", type=float, default=2.0, help="reconnect storm: clients' backoff cap (s)")
+    p.add_argument(
+        "--storm-kill-after", type=float, default=15.0, help="reconnect storm: SIGKILL a server SIGTERM has not ended by then (s)"
+    )  # fmt: skip
     p.add_argument("--no-join", dest="join", action="store_false", help="subscribers only subscribe, no join_room")
     p.add_argument(
         "--pin", metavar="SERVER_CPUS:CLIENT_CPUS", default=None,
@@ -120,15 +123,17 @@ def main(argv: list[str] | None = None) -> int:
         rate_repeats=args.rate_repeats, rooms=args.rooms, room_users=args.room_users,
         room_user_rate=args.room_user_rate, rooms_seconds=args.rooms_seconds, rooms_hold_rate=args.rooms_hold_rate,
         idle=args.idle, storm_subscribers=args.storm_subscribers, storm_messages=args.storm_messages,
-        storm_max_backoff=args.storm_max_backoff, join=args.join, connect_timeout=args.connect_timeout, drain_timeout=args.drain_timeout,
+        storm_max_backoff=args.storm_max_backoff, storm_kill_after=args.storm_kill_after, join=args.join,
+        connect_timeout=args.connect_timeout, drain_timeout=args.drain_timeout,
         drain_idle_timeout=args.drain_idle_timeout, workers=args.workers,
         scenarios=tuple(s.strip() for s in args.scenarios.split(",") if s.strip()),
     )  # fmt: skip
     if args.smoke:
         plan = Plan(room_subscribers=[3], burst_frames=15, burst_min_messages=5, burst_max_messages=5,
                     burst_seconds=5, window=4, rate=10, rate_subscribers=[3], rate_seconds=0.5, rate_repeats=2,
-                    rooms=2, room_users=2, room_user_rate=2, rooms_seconds=1, rooms_hold_rate=4, idle=5,
-                    storm_subscribers=6, storm_before=3, storm_messages=5, storm_max_backoff=0.5, connect_timeout=30,
+                    rooms=2, room_users=2, room_user_rate=2, rooms_seconds=1, rooms_hold_rate=2, idle=5,
+                    storm_subscribers=6, storm_before=3, storm_messages=5, storm_max_backoff=0.5, storm_kill_after=3,
+                    connect_timeout=30,
                     drain_timeout=15, drain_idle_timeout=5, workers=2, scenarios=plan.scenarios,
                     join=plan.join)  # fmt: skip
     server_cpus = client_cpus = None

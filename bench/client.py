@@ -460,12 +460,16 @@ class Worker:
     async def do_catch_up(self, expected: dict[int, int], timeout: float, idle_timeout: float) -> dict[str, Any]:
         """Wait until every subscriber, reconnected or not, holds every acknowledged message of its room."""
         subscribers = [client for client in self.clients if client.spec.subscribe]
-        expected = {int(room): n for room, n in expected.items()}
+        counts = {int(room): n for room, n in expected.items()}
+
+        def want(client: Client) -> int:
+            return counts.get(client.spec.room, 0) if client.spec.room is not None else 0
+
         deadline = time.monotonic() + timeout
         last_total, last_change = -1, time.monotonic()
         while True:
-            missing = sum(max(0, expected.get(c.spec.room, 0) - c.unique) for c in subscribers)
-            total = sum(c.unique for c in subscribers) + sum(c.reconnected_at is not None for c in subscribers)
+            missing = sum(max(0, want(c) - c.unique) for c in subscribers)
+            total = sum(c.unique for c in subscribers) + sum(1 for c in subscribers if c.reconnected_at is not None)
             now = time.monotonic()
             if total != last_total:
                 last_total, last_change = total, now
@@ -479,10 +483,10 @@ class Worker:
         reconnected = [c.reconnected_at for c in subscribers if c.reconnected_at is not None]
         return {
             "subscribers": len(subscribers),
-            "caught_up": sum(c.unique >= expected.get(c.spec.room, 0) for c in subscribers),
+            "caught_up": sum(1 for c in subscribers if c.unique >= want(c)),
             "delivered": stats.delivered,
-            "lost": sum(max(0, expected.get(c.spec.room, 0) - c.unique) for c in subscribers),
-            "unexpected": sum(max(0, c.unique - expected.get(c.spec.room, 0)) for c in subscribers),
+            "lost": sum(max(0, want(c) - c.unique) for c in subscribers),
+            "unexpected": sum(max(0, c.unique - want(c)) for c in subscribers),
             "duplicates": stats.duplicates,
             "out_of_order": stats.out_of_order,
             "stale": stats.stale,

@@ -92,7 +92,8 @@ def token_of(request: Request) -> str | None:
     header = request.headers.get("Authorization", "")
     if header.startswith("Token "):
         return header[6:].strip() or None
-    return (parse_qs(urlsplit(request.path).query).get("token") or [None])[0]
+    tokens = parse_qs(urlsplit(request.path).query).get("token")
+    return tokens[0] if tokens else None
 
 
 def process_request(connection: ServerConnection, request: Request) -> Response | None:
@@ -228,8 +229,13 @@ async def main(argv: list[str] | None = None) -> None:
     listen: dict[str, Any] = {"sock": socket.socket(fileno=args.fd)} if args.fd is not None else {"host": "127.0.0.1", "port": args.port}
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
+
+    def stopping() -> None:
+        if not stop.done():
+            stop.set_result(None)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+        loop.add_signal_handler(sig, stopping)
     # compression=None: the bench's clients never negotiate it anyway; close_timeout bounds a SIGTERM.
     async with serve(connection, process_request=process_request, compression=None, close_timeout=2, **listen):
         await stop

@@ -115,7 +115,7 @@ def check_targets(config: dict[str, Any], base: dict[str, Any] | None = None) ->
         if "posting_p99_ms_at_hold_rate" in mine:
             check("posting p99 <= 100 ms at 600 posts/s offered", "posting_p99_ms_at_hold_rate", lambda v: v <= 100)
         else:
-            hold = next((s for s in config["scenarios"] if s["name"].endswith("-hold")), {})
+            hold: dict[str, Any] = next((s for s in config["scenarios"] if s["name"].endswith("-hold")), {})
             checks.append({"target": "posting p99 <= 100 ms at 600 posts/s offered", "value": hold.get("error"),
                            "ok": False})  # fmt: skip
     if mine.get("join_clients", 0) >= 1000:

@@ -47,6 +47,7 @@ class Plan:
     storm_messages: int = 200  # posted over HTTP to the restarted server while its clients reconnect
     storm_initial_backoff: float = 0.1  # a dropped client's first reconnect waits 0.5-1.5x this, then doubles
     storm_max_backoff: float = 2.0
+    storm_kill_after: float = 15.0  # SIGKILL the server if SIGTERM has not ended it by then
     join: bool = True  # subscribers also join_room (presence), as a chat client does
     connect_timeout: float = 120.0
     drain_timeout: float = 60.0
@@ -455,7 +456,7 @@ def scenario_storm(ctx: Context) -> list[dict[str, Any]]:
         pool.call("storm", {"policy": policy, "phase": phase}, timeout=30)
         clients_on_restarted = sum(1 for spec in specs if ctx.port(spec.index) == port)
         t_term = time.monotonic()
-        shutdown_s = ctx.servers.terminate(0)
+        shutdown_s, killed = ctx.servers.terminate(0, timeout=plan.storm_kill_after)
         t_exit = time.monotonic()
         ctx.servers.start_again(0)
         t_ready = time.monotonic()
@@ -483,6 +484,8 @@ def scenario_storm(ctx: Context) -> list[dict[str, Any]]:
             "seconds": round(last_receive - t_ready, 3) if complete and last_receive else None,
             "from_sigterm_s": round(last_receive - t_term, 3) if complete and last_receive else None,
             "shutdown_s": round(shutdown_s, 3),
+            # Still running storm_kill_after seconds after SIGTERM: SIGKILLed (a shutdown that hangs).
+            "shutdown_killed": killed,
             "startup_s": round(t_ready - t_exit, 3),
             "post_seconds": round(t_posted - t_ready, 3),
             "last_reconnect_s": round(last_reconnect - t_ready, 3) if last_reconnect else None,

@@ -285,17 +285,20 @@ class ServerGroup:
             log.close()
             sock.close()
 
-    def terminate(self, index: int = 0, timeout: float = 30.0) -> float:
-        """SIGTERM process `index` (a graceful shutdown) and wait for it to exit; return the seconds it took."""
+    def terminate(self, index: int = 0, timeout: float = 15.0) -> tuple[float, bool]:
+        """SIGTERM process `index` (a graceful shutdown), SIGKILL it if still running after `timeout` seconds;
+        return the seconds until it exited and whether it had to be killed."""
         proc = self.procs[index]
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=timeout)
+            killed = False
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        return time.monotonic() - started
+            killed = True
+        return time.monotonic() - started, killed
 
     def start_again(self, index: int = 0, timeout: float = 60.0) -> None:
         """Start process `index` again on the same port (after `terminate`) and wait until it answers /healthz."""
