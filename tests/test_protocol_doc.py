@@ -3,7 +3,8 @@
 import re
 from pathlib import Path
 
-from chat.ws.consumer import CLOSE_AUTH_REVOKED, CLOSE_INTERNAL_ERROR
+from chat.ws.connection import CLOSE_AUTH_REVOKED
+from chat.ws.protocol import CLOSE_INTERNAL_ERROR
 from mysite.serve import CLOSE_GOING_AWAY, CLOSE_SLOW_CONSUMER
 from tests.contract import request_and_response_messages
 

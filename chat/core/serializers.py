@@ -1,6 +1,6 @@
 """The JSON objects of api_docs/PROTOCOL.md §1, shared by the HTTP API, the WebSocket consumer and the observers."""
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -22,6 +22,11 @@ def validate(serializer_class: type[serializers.Serializer], data: Any) -> dict[
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+def serialize_many(serializer_class: type[serializers.BaseSerializer], instances: Any) -> list[dict[str, Any]]:
+    """Serialize a sequence of instances to plain dicts (typed: DRF's stubs call `.data` of many=True a dict)."""
+    return cast(list[dict[str, Any]], serializer_class(instances, many=True).data)
 
 
 class StrictCharField(serializers.CharField):

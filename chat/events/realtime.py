@@ -11,13 +11,13 @@ import uuid
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from channels.layers import get_channel_layer
 
 from chat.core import selectors, services
 from chat.core.db import db_thread
-from chat.core.serializers import UserSerializer
+from chat.core.serializers import UserSerializer, serialize_many
 from chat.events import groups
 from chat.ops import metrics
 
@@ -126,7 +126,7 @@ async def push_credentials_revoked(user_id: int, token_key: str | None) -> None:
 @db_thread
 def _users_by_id(user_ids: list[int]) -> list[dict[str, Any]]:
     # DRF's stubs type `.data` as a dict even with many=True (a ReturnList at run time).
-    return cast(list[dict[str, Any]], UserSerializer(selectors.users_by_id(user_ids=user_ids), many=True).data)
+    return serialize_many(UserSerializer, selectors.users_by_id(user_ids=user_ids))
 
 
 # Closed connections are forgotten in batches: 500 clients dropping at once cost a few

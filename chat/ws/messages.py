@@ -14,6 +14,7 @@ from chat.core.serializers import (
     PkParamSerializer,
     RoomParamSerializer,
     SubscribeParamsSerializer,
+    serialize_many,
     validate,
 )
 from chat.events.streams import message_observer
@@ -28,7 +29,7 @@ REPLAY_BATCH = 200
 @db_thread
 def _history_json(room_id: int, after_seq: int, before_seq: int | None = None) -> tuple[list[dict[str, Any]], bool]:
     messages, has_more = selectors.message_history(room_id=room_id, after_seq=after_seq, before_seq=before_seq, limit=REPLAY_BATCH)
-    return MessageSerializer(messages, many=True).data, has_more
+    return serialize_many(MessageSerializer, messages), has_more
 
 
 class MessagesMixin(ConsumerMixin):

@@ -7,7 +7,7 @@ from djangochannelsrestframework.decorators import action
 from chat.core import selectors, services
 from chat.core.db import db_thread
 from chat.core.exceptions import NotPresent
-from chat.core.serializers import PkParamSerializer, RoomSerializer, UserSerializer, validate
+from chat.core.serializers import PkParamSerializer, RoomSerializer, UserSerializer, serialize_many, validate
 from chat.events import groups, realtime
 from chat.ops import metrics
 from chat.ws.connection import ConsumerMixin
@@ -23,7 +23,7 @@ def _enter_room(channel_name: str, room_id: int, user: Any) -> tuple[bool, dict[
 
 @db_thread
 def _online_users_json() -> list[dict[str, Any]]:
-    return UserSerializer(selectors.online_users(), many=True).data
+    return serialize_many(UserSerializer, selectors.online_users())
 
 
 class PresenceMixin(ConsumerMixin):

@@ -48,6 +48,8 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
     # connection (a Redis subscription, a queue and a task each). With None, Channels'
     # __call__ neither creates a channel nor sets channel_name, and reads only the socket.
     channel_layer_alias = None
+    # Channels' own set of joined groups (untyped there); here they are fan-out groups.
+    groups: set[str]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

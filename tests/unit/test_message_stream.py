@@ -122,7 +122,12 @@ async def test_events_held_during_the_replay_follow_it_without_repeats() -> None
 
 async def test_unsubscribing_in_the_middle_of_a_replay_stops_it() -> None:
     h = Harness([1, 2, 3, 4, 5, 6], page=2)
-    h.on_send = lambda frame: frame["data"]["seq"] == 2 and h.stream.end()
+
+    def end_after_second(frame: dict) -> None:
+        if frame["data"]["seq"] == 2:
+            h.stream.end()
+
+    h.on_send = end_after_second
     replay = asyncio.ensure_future(h.stream.catch_up(stored_up_to=6))
     await asyncio.sleep(0)
     await h.stream.deliver(live(7), "create")  # waits in the backlog, never sent

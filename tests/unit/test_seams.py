@@ -73,7 +73,7 @@ def test_dcrf_prepares_one_event_per_group_through_our_serialize_and_stamps_it_o
     from chat.core import services
     from tests.factories import RoomFactory
 
-    room = RoomFactory()
+    room = RoomFactory.create()
     with transaction.atomic():
         message, _ = services.message_store(room_id=room.pk, author=room.host, text="seam")
         [pending] = message_observer.get_observer_state(message).pending_messages
@@ -216,7 +216,7 @@ def test_django_redis_cache_client_seams() -> None:
     backend = RedisCache("redis://127.0.0.1:6379/0", {})  # builds no connection until used
     assert isinstance(backend._cache, RedisCacheClient)
     assert parameters(RedisCacheClient.get_client) == ["self", "key", "write"]
-    assert "from_url(" in source(RedisCacheClient._get_connection_pool)
+    assert "from_url(" in source(RedisCacheClient._get_connection_pool)  # type: ignore[attr-defined]
     assert callable(RedisCache.make_and_validate_key)
 
 
