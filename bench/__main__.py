@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         plan = Plan(room_subscribers=[3], burst_frames=15, burst_min_messages=5, burst_max_messages=5,
                     burst_seconds=5, window=4, rate=10, rate_subscribers=[3], rate_seconds=0.5, rate_repeats=2,
-                    rooms=2, room_users=2, room_user_rate=2, rooms_seconds=1, rooms_hold_rate=2, idle=5,
+                    rooms=2, room_users=2, room_user_rate=2, rooms_seconds=1, rooms_hold_rate=4, idle=5,
                     storm_subscribers=6, storm_before=3, storm_messages=5, storm_max_backoff=0.5, storm_kill_after=3,
                     connect_timeout=30,
                     drain_timeout=15, drain_idle_timeout=5, workers=2, scenarios=plan.scenarios,
