@@ -41,7 +41,8 @@ def _kind(config: dict[str, Any], kind: str) -> list[dict[str, Any]]:
 
 
 def _div(a: float | None, b: float | None, scale: float = 1.0, digits: int = 3) -> float | None:
-    return round(a / b * scale, digits) if a is not None and b else None
+    # Every figure is positive; a zero or negative baseline (a tiny run's RSS noise, CPU below one tick) has no ratio.
+    return round(a / b * scale, digits) if a is not None and b is not None and b > 0 else None
 
 
 def figures(config: dict[str, Any]) -> dict[str, Any]:
@@ -112,12 +113,12 @@ def check_targets(config: dict[str, Any], base: dict[str, Any] | None = None) ->
     if "posts_per_s_per_process" in mine:
         check(">= 600 accepted posts/s per process in many rooms", "posts_per_s_per_process", lambda v: v >= 600)
         check("<= 1.5 ms of server CPU per post, its fan-out included", "server_cpu_ms_per_post", lambda v: v <= 1.5)
+        hold: dict[str, Any] = next((s for s in config["scenarios"] if s["name"].endswith("-hold")), {})
+        target = f"posting p99 <= 100 ms at {hold.get('offered_per_s', 600):g} posts/s offered"
         if "posting_p99_ms_at_hold_rate" in mine:
-            check("posting p99 <= 100 ms at 600 posts/s offered", "posting_p99_ms_at_hold_rate", lambda v: v <= 100)
-        else:
-            hold: dict[str, Any] = next((s for s in config["scenarios"] if s["name"].endswith("-hold")), {})
-            checks.append({"target": "posting p99 <= 100 ms at 600 posts/s offered", "value": hold.get("error"),
-                           "ok": False})  # fmt: skip
+            check(target, "posting_p99_ms_at_hold_rate", lambda v: v <= 100)
+        elif hold:
+            checks.append({"target": target, "value": hold.get("error"), "ok": False})
     if mine.get("join_clients", 0) >= 1000:
         check("connect + join_room + subscribe <= 3 ms of server CPU per client", "join_server_cpu_ms_per_client",
               lambda v: v <= 3)  # fmt: skip
