@@ -160,10 +160,11 @@ def run(
                 steps.append(("idle",))
             if "room" in scenarios:
                 steps += [("room", n) for n in subscribers]
-            if "rooms" in scenarios:
-                steps.append(("rooms",))
+            # The storm before many rooms: that one's queue (offered more than is accepted) takes what is left.
             if "storm" in scenarios:
                 steps.append(("storm",))
+            if "rooms" in scenarios:
+                steps.append(("rooms",))
             config_deadline = ctx.deadline
             for left, step in zip(range(len(steps), 0, -1), steps, strict=True):
                 # Each scenario may take up to 1.5x its even share of the time left, so one slow phase
