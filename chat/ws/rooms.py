@@ -4,10 +4,10 @@ from typing import Any
 
 from djangochannelsrestframework.decorators import action
 
-from chat.core import selectors, services
+from chat.core import operations, selectors, services
 from chat.core.db import db_action, db_thread
 from chat.core.exceptions import NotSubscribed
-from chat.core.serializers import PkParamSerializer, RoomListParamsSerializer, RoomSerializer, validate
+from chat.core.serializers import PkParamSerializer, RoomSerializer, validate
 from chat.events import groups
 from chat.events.streams import room_observer
 from chat.ops import metrics
@@ -21,8 +21,7 @@ class RoomsMixin(ConsumerMixin):
 
     @db_action(name="list")  # not `def list`: that would shadow the builtin in this class body
     def list_rooms(self, **params: Any) -> Status:
-        rooms, count = selectors.room_list(**validate(RoomListParamsSerializer, multiplex.params_with_data(params)))
-        return {"results": RoomSerializer(rooms, many=True).data, "count": count}, 200
+        return operations.room_list_page(params=multiplex.params_with_data(params)), 200
 
     @db_action()
     def retrieve(self, **params: Any) -> Status:
@@ -44,10 +43,7 @@ class RoomsMixin(ConsumerMixin):
 
     def _update_room(self, data: Any, params: dict[str, Any], *, partial: bool) -> Status:
         room = selectors.room_get(**validate(PkParamSerializer, params))
-        serializer = RoomSerializer(room, data=data, partial=partial)
-        serializer.is_valid(raise_exception=True)
-        room = services.room_update(room=room, user=self.user, name=serializer.validated_data.get("name", room.name))
-        return RoomSerializer(room).data, 200
+        return operations.room_patch(room=room, user=self.user, data=data, partial=partial), 200
 
     @db_action()
     def delete(self, **params: Any) -> Status:

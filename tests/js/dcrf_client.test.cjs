@@ -1,5 +1,5 @@
 // DCRF's own JavaScript client, dcrf-client 0.3.0 from npm, unmodified, against a live server
-// (api_docs/PROTOCOL.md §8). Run by tests/test_dcrf_client.py, which starts the server and passes
+// (api_docs/PROTOCOL.md §8). Run by tests/live/test_dcrf_client.py, which starts the server and passes
 // CHAT_WS_URL and CHAT_TOKEN (a registered user's API token) in the environment.
 "use strict";
 const assert = require("node:assert/strict");

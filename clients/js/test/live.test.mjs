@@ -1,5 +1,5 @@
 // The client against two live server processes, one SIGKILLed mid-stream (run by
-// tests/test_js_client.py, which starts the servers and passes CHAT_URLS, CHAT_TOKEN,
+// tests/live/test_js_client.py, which starts the servers and passes CHAT_URLS, CHAT_TOKEN,
 // CHAT_WRITER_TOKEN, CHAT_ROOM and CHAT_KILL_PGID). The reader's view must end gap-free and
 // free of duplicates, and its own posts, retried across the crash, stored exactly once.
 import assert from "node:assert/strict";

@@ -12,7 +12,7 @@ from tests.live import register_user, run_servers
 
 pytestmark = pytest.mark.live
 
-SCRIPT = Path(__file__).resolve().parent / "js" / "dcrf_client.test.cjs"
+SCRIPT = Path(__file__).resolve().parent.parent / "js" / "dcrf_client.test.cjs"
 
 
 def test_dcrf_client_does_crud_custom_actions_and_instance_subscriptions(transactional_db: None, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from tests.contract import ASYNCAPI_PATH, asyncapi_document
 from tests.js_tools import ROOT, node_tools
 
-VALIDATE_ASYNCAPI = Path(__file__).resolve().parent / "js" / "asyncapi_validate.cjs"
+VALIDATE_ASYNCAPI = Path(__file__).resolve().parent.parent / "js" / "asyncapi_validate.cjs"
 
 
 def redocly_lint(schema: Path) -> dict[str, Any]:
