@@ -1,6 +1,7 @@
 """The official JS/TS client (clients/js): compiled with tsc, unit-tested, and run against two live servers, one SIGKILLed."""
 
 import subprocess
+from pathlib import Path
 
 import pytest
 import requests
@@ -36,9 +37,21 @@ def run_node_tests(path: str, **env: str) -> str:
 def test_the_client_builds_and_its_unit_tests_pass() -> None:
     build()
     out = run_node_tests("test/unit.test.mjs")
-    assert "# pass 8" in out, out
+    assert "# pass 9" in out, out
     declarations = (CLIENT / "dist" / "index.d.ts").read_text()
     assert "export declare class ChatClient" in declarations and "interface ChatEvents" in declarations
+
+
+def test_the_web_pages_run_the_library_build(tmp_path: Path) -> None:
+    """chat/static/chat/chat-client.js is the library's build (scripts/build-web-client.mjs): one client, not two."""
+    build()
+    fresh = tmp_path / "chat-client.js"
+    tools = node_tools()
+    result = subprocess.run([tools.node, str(ROOT / "scripts" / "build-web-client.mjs"), str(fresh)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    committed = ROOT / "chat" / "static" / "chat" / "chat-client.js"
+    assert committed.read_text() == fresh.read_text(), "rebuild it: npx tsc -p clients/js && node scripts/build-web-client.mjs"
+    assert "new window.ChatRooms.ChatClient" in (ROOT / "chat" / "static" / "chat" / "socket.js").read_text()
 
 
 @pytest.mark.live

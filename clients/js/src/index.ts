@@ -54,10 +54,21 @@ export interface InboxEntry {
 
 export type RequestId = string | number;
 
+/** A response frame as the server sent it (api_docs/PROTOCOL.md §2). */
+export interface ResponseFrame<T = unknown> {
+  action: string | null;
+  request_id: RequestId | null;
+  response_status: number;
+  errors: unknown[];
+  data: T;
+}
+
 // --- pushes ------------------------------------------------------------------------------
 
 /** Events a ChatClient emits, by name, with what the handler receives. */
 export interface ChatEvents {
+  /** A connection attempt starts. */
+  connecting: { url: string; attempt: number };
   /** The connection opened; `reconnect` is false the first time. */
   open: { url: string; reconnect: boolean };
   /** The connection closed; `delayMs` is when the next attempt starts (null: no more attempts). */
@@ -170,6 +181,8 @@ type Handler<T> = (payload: T) => void;
 
 interface Pending {
   action: string;
+  /** Resolve with the whole response frame, whatever its status. */
+  raw: boolean;
   resolve: (data: unknown) => void;
   reject: (error: unknown) => void;
   timer: ReturnType<typeof setTimeout> | null;
@@ -296,6 +309,7 @@ export class ChatClient {
       return;
     }
     if (this.stopped) return;
+    this.emit("connecting", { url: base, attempt: this.attempt });
     const socket = new this.Socket(url);
     this.socket = socket;
     socket.onopen = () => this.onOpen(base);
@@ -382,20 +396,35 @@ export class ChatClient {
 
   // --- frames ----------------------------------------------------------------------------
 
-  /** Send one request now (the connection must be open) and wait for its response's data. */
-  private send<T>(action: string, params: Frame, requestId?: string, timeoutMs = this.timeoutMs): Promise<T> {
+  /** Send one request now (the connection must be open) and wait for its response's data (raw: the whole frame). */
+  private send<T>(action: string, params: Frame, requestId?: RequestId, timeoutMs = this.timeoutMs, raw = false): Promise<T> {
     const socket = this.socket;
     if (!socket || socket.readyState !== OPEN) return Promise.reject(new ConnectionLostError("not connected"));
-    const id = requestId ?? `c${this.nextId++}`;
+    const id = String(requestId ?? `c${this.nextId++}`);
     return new Promise<T>((resolve, reject) => {
-      const request: Pending = { action, resolve: resolve as (data: unknown) => void, reject, timer: null };
+      const request: Pending = { action, raw, resolve: resolve as (data: unknown) => void, reject, timer: null };
       request.timer = setTimeout(() => {
         if (this.pending.get(id) === request) this.pending.delete(id);
         reject(new TimeoutError(`${action}: no response within ${timeoutMs} ms`));
       }, timeoutMs);
       this.pending.set(id, request);
-      socket.send(JSON.stringify({ ...params, action, request_id: id }));
+      socket.send(JSON.stringify({ ...params, action, request_id: requestId ?? id }));
     });
+  }
+
+  /**
+   * Send a request now and resolve with its whole response frame, whatever its status (a
+   * `request_id` in params is used as is). Rejects with ConnectionLostError at once when not
+   * connected: for callers that keep their own queue.
+   */
+  requestFrame<T = unknown>(action: string, params: Frame = {}, options: { timeoutMs?: number } = {}): Promise<ResponseFrame<T>> {
+    const { request_id: requestId, ...rest } = params;
+    return this.send(action, rest, requestId as RequestId | undefined, options.timeoutMs ?? this.timeoutMs, true);
+  }
+
+  /** Drop the current connection as a network failure would: the client reconnects as usual. */
+  reconnectNow(): void {
+    this.socket?.close(4000, "reconnect requested by the client");
   }
 
   /** Any action: waits for the connection, then resolves with the response's `data` or rejects with ChatError. */
@@ -449,13 +478,14 @@ export class ChatClient {
   }
 
   private onResponse(frame: Frame): void {
-    const id = frame.request_id as string;
+    const id = String(frame.request_id);
     const request = this.pending.get(id);
     if (!request) return; // timed out already, or a frame error without a request_id
     this.pending.delete(id);
     if (request.timer) clearTimeout(request.timer);
     const status = frame.response_status as number;
-    if (status >= 200 && status < 300) request.resolve(frame.data);
+    if (request.raw) request.resolve(frame);
+    else if (status >= 200 && status < 300) request.resolve(frame.data);
     else request.reject(new ChatError(request.action, status, (frame.errors as unknown[]) ?? [], frame.data));
   }
 

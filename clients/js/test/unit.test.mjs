@@ -236,3 +236,20 @@ test("pushes are typed events: presence, typing, room, user_status, inbox", asyn
   assert.deepEqual(got.inbox, { action: "read", room: 7, data: { last_read_seq: 3 } });
   chat.close();
 });
+
+test("requestFrame gives the whole response whatever its status; reconnectNow drops and reconnects", async () => {
+  const { chat, closes } = client();
+  const socket = await opened(chat);
+  const answered = chat.requestFrame("create", { data: { name: "x" }, request_id: "mine" });
+  await tick();
+  assert.equal(socket.sent[0].request_id, "mine");
+  socket.answer(socket.sent[0], null, 400, [{ name: ["taken"] }]);
+  const frame = await answered;
+  assert.equal(frame.response_status, 400);
+  assert.deepEqual(frame.errors, [{ name: ["taken"] }]);
+  chat.reconnectNow();
+  socket.drop(4000);
+  await until(() => FakeSocket.all.length === 2, "the reconnect");
+  assert.equal(closes[0].code, 4000);
+  chat.close();
+});
