@@ -15,6 +15,7 @@ import requests
 from chat_rooms_client import ChatClient, ChatError, Closed
 from websockets.asyncio.server import ServerConnection, serve
 
+from tests.contract import FrameChecker
 from tests.live import ROOT, create_room, register_user, run_servers
 
 CLIENT = ROOT / "clients" / "python"
@@ -133,8 +134,9 @@ async def test_the_client_rides_out_a_server_killed_mid_stream(transactional_db:
         joined = requests.post(f"{second.base_url}/api/rooms/{room}/join/", headers=reader_user.headers, timeout=10)
         assert joined.status_code in (200, 201), joined.text
         options: dict[str, Any] = {"backoff_initial": 0.1, "backoff_max": 1.0, "request_timeout": 5}
-        reader = ChatClient([first.ws_url, second.ws_url], reader_user.token, **options)
-        writer = ChatClient(second.ws_url, writer_user.token, **options)
+        frames: dict[str, list[tuple[str, Any]]] = {"reader": [], "writer": []}
+        reader = ChatClient([first.ws_url, second.ws_url], reader_user.token, trace=lambda d, f: frames["reader"].append((d, f)), **options)
+        writer = ChatClient(second.ws_url, writer_user.token, trace=lambda d, f: frames["writer"].append((d, f)), **options)
         seen: list[dict[str, Any]] = []
         opens: list[dict[str, Any]] = []
         reader.on("message", lambda event: seen.append(event["message"]) if event["action"] == "create" else None)
@@ -181,3 +183,11 @@ async def test_the_client_rides_out_a_server_killed_mid_stream(transactional_db:
             await reader.close()
             await writer.close()
         assert not first.alive() and second.alive()
+    # Every frame either client sent or received is in the AsyncAPI contract.
+    for transcript in frames.values():
+        checker = FrameChecker()
+        for direction, frame in transcript:
+            if direction == ">":
+                checker.sent(frame)
+            else:
+                checker.received(frame)
