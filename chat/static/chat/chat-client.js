@@ -469,7 +469,7 @@ class ChatClient {
     lastSeq(room) {
         return this.messageSubscriptions.get(room)?.lastSeq;
     }
-    // --- users, inbox and read state (PROTOCOL.md §6) ---------------------------------------
+    // --- users, inbox and read state (api_docs/PROTOCOL.md §6) ---------------------------------------
     /** Who is online now; then `user_status` events. Resubscribed after reconnects. */
     async subscribeToOnlineUsers() {
         await this.whenOpen();

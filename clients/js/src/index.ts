@@ -9,7 +9,7 @@
  * browsers use their WebSocket; in Node 20 pass `WebSocket` from the `ws` package.
  */
 
-// --- the objects of PROTOCOL.md §1 --------------------------------------------------------
+// --- the objects of api_docs/PROTOCOL.md §1 --------------------------------------------------------
 
 export interface User {
   id: number;
@@ -622,7 +622,7 @@ export class ChatClient {
     return this.messageSubscriptions.get(room)?.lastSeq;
   }
 
-  // --- users, inbox and read state (PROTOCOL.md §6) ---------------------------------------
+  // --- users, inbox and read state (api_docs/PROTOCOL.md §6) ---------------------------------------
 
   /** Who is online now; then `user_status` events. Resubscribed after reconnects. */
   async subscribeToOnlineUsers(): Promise<User[]> {

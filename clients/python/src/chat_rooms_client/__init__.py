@@ -468,7 +468,7 @@ class ChatClient:
         sub = self._message_subscriptions.get(room)
         return sub["last_seq"] if sub else None
 
-    # --- users, inbox and read state (PROTOCOL.md §6) ---------------------------------------
+    # --- users, inbox and read state (api_docs/PROTOCOL.md §6) ---------------------------------------
 
     async def subscribe_to_online_users(self) -> list[Any]:
         """Who is online now; then "user_status" events. Resubscribed after reconnects."""
