@@ -1,11 +1,13 @@
 """The official JS/TS client (clients/js): compiled with tsc, unit-tested, and run against two live servers, one SIGKILLed."""
 
+import json
 import subprocess
 from pathlib import Path
 
 import pytest
 import requests
 
+from tests.contract import FrameChecker
 from tests.js_tools import ROOT, node_tools
 from tests.live import create_room, register_user, run_servers
 
@@ -55,8 +57,9 @@ def test_the_web_pages_run_the_library_build(tmp_path: Path) -> None:
 
 
 @pytest.mark.live
-def test_the_client_rides_out_a_server_killed_mid_stream(transactional_db: None) -> None:
+def test_the_client_rides_out_a_server_killed_mid_stream(transactional_db: None, tmp_path: Path) -> None:
     build()
+    frame_log = tmp_path / "frames.log"
     with run_servers(2) as (first, second):
         reader, writer = register_user(first.base_url), register_user(second.base_url)
         room = create_room(second.base_url, writer)
@@ -69,7 +72,18 @@ def test_the_client_rides_out_a_server_killed_mid_stream(transactional_db: None)
             CHAT_WRITER_TOKEN=writer.token,
             CHAT_ROOM=str(room["pk"]),
             CHAT_KILL_PGID=str(first.pid),
+            CHAT_FRAME_LOG=str(frame_log),
         )
         assert "# pass 1" in out, out
         assert not first.alive(), "the first server should have been killed mid-stream"
         assert second.alive(), second.output()
+    # Every frame either client sent or received is in the AsyncAPI contract.
+    checkers = {"reader": FrameChecker(), "writer": FrameChecker()}
+    for line in frame_log.read_text().splitlines():
+        who, direction, raw = line.split(" ", 2)
+        frame = json.loads(raw)
+        if direction == ">":
+            checkers[who].sent(frame)
+        else:
+            checkers[who].received(frame)
+    assert all(len(checker.frames) > 50 for checker in checkers.values())

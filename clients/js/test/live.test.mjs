@@ -3,6 +3,7 @@
 // CHAT_WRITER_TOKEN, CHAT_ROOM and CHAT_KILL_PGID). The reader's view must end gap-free and
 // free of duplicates, and its own posts, retried across the crash, stored exactly once.
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import { test } from "node:test";
 import WebSocket from "ws";
 import { ChatClient } from "@chat-rooms/client";
@@ -12,6 +13,21 @@ const room = Number(process.env.CHAT_ROOM);
 const WRITER_POSTS = 60;
 const READER_POSTS = 20;
 const KILL_AFTER = 20;
+
+// Each client's frames, both ways, go to CHAT_FRAME_LOG for the suite to check against asyncapi.yaml.
+function loggingSocket(who) {
+  const log = (direction, data) => fs.appendFileSync(process.env.CHAT_FRAME_LOG, `${who} ${direction} ${data}\n`);
+  return class extends WebSocket {
+    constructor(...args) {
+      super(...args);
+      this.on("message", (data) => log("<", data));
+    }
+    send(data, ...rest) {
+      log(">", data);
+      return super.send(data, ...rest);
+    }
+  };
+}
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -24,9 +40,14 @@ async function until(predicate, what, timeoutMs = 30000) {
 }
 
 test("a server killed mid-stream: the view stays gap-free and duplicate-free, posts land once", async () => {
-  const options = { WebSocket, backoff: { initialMs: 100, maxMs: 1000 }, requestTimeoutMs: 5000 };
-  const reader = new ChatClient({ ...options, url: [firstUrl, secondUrl], token: process.env.CHAT_TOKEN });
-  const writer = new ChatClient({ ...options, url: secondUrl, token: process.env.CHAT_WRITER_TOKEN });
+  const options = { backoff: { initialMs: 100, maxMs: 1000 }, requestTimeoutMs: 5000 };
+  const reader = new ChatClient({
+    ...options,
+    url: [firstUrl, secondUrl],
+    token: process.env.CHAT_TOKEN,
+    WebSocket: loggingSocket("reader"),
+  });
+  const writer = new ChatClient({ ...options, url: secondUrl, token: process.env.CHAT_WRITER_TOKEN, WebSocket: loggingSocket("writer") });
   const seen = [];
   const opens = [];
   reader.on("message", (event) => event.action === "create" && seen.push(event.message));
