@@ -32,9 +32,16 @@ def session_cookie(user: Any) -> bytes:
     return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
 
 
-async def works(origin: str | None, *, token: str | None = None, cookie: bytes | None = None, host: bytes = HOST) -> bool:
+async def works(
+    origin: str | None,
+    *,
+    token: str | None = None,
+    cookie: bytes | None = None,
+    host: bytes = HOST,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> bool:
     """Whether a handshake with these credentials is accepted and then answers a request."""
-    headers = [(b"host", host)]
+    headers = [(b"host", host), *(extra or [])]
     if origin is not None:
         headers.append((b"origin", origin.encode()))
     if cookie is not None:
@@ -100,6 +107,17 @@ async def test_a_host_not_allowed_is_no_same_origin(credentials: tuple[str, byte
     _, cookie = credentials
     assert not await works("http://evil.example", cookie=cookie, host=b"evil.example")
     assert await works("http://chat.example.com", cookie=cookie, host=b"chat.example.com")
+
+
+@pytest.mark.asyncio
+@override_settings(ALLOWED_HOSTS=["chat.example.com"], SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https"))
+async def test_behind_a_tls_proxy_the_page_origin_is_https(credentials: tuple[str, bytes]) -> None:
+    _, cookie = credentials
+    proxied = [(b"x-forwarded-proto", b"https")]
+    assert await works("https://chat.example.com", cookie=cookie, host=b"chat.example.com", extra=proxied)
+    assert not await works("http://chat.example.com", cookie=cookie, host=b"chat.example.com", extra=proxied)
+    # Without the proxy's header the hop is plain ws: an https page is another origin.
+    assert not await works("https://chat.example.com", cookie=cookie, host=b"chat.example.com")
 
 
 @pytest.mark.asyncio
