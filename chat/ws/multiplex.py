@@ -6,6 +6,10 @@ subscription made through a stream come wrapped in it. Unwrapped frames are unto
 The stream of the request being handled lives in a context variable, so responses find
 it without every action passing it along; pushes carry their subscription's stream
 explicitly, because they are sent from the fan-out, outside any request.
+
+A new subscription action does the same: it stores `current_stream.get()` with the
+subscription when it is made, and sends each push through `wrap(stream, frame)` (or, for
+already encoded frames, through `sender(stream, send_text)`).
 """
 
 import json
