@@ -3,8 +3,9 @@
 The views in chat/http/views.py validate input with shared serializers and return
 hand-built envelopes (`{"results", "count"}`), which drf-spectacular cannot infer.
 The extensions below replace each view, for schema generation only, with a
-subclass carrying the exact request bodies, response bodies and error responses
-of api_docs/PROTOCOL.md §4. Requests are served by the original views.
+subclass carrying the exact parameters, request bodies, response bodies and error
+responses of api_docs/PROTOCOL.md §4. Requests are served by the original views, which carry
+no annotations of their own: this is the one place the HTTP API is described.
 """
 
 from typing import Any
@@ -21,17 +22,22 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 
 from chat.core.serializers import (
+    PASSWORD_MAX_LENGTH,
+    USERNAME_MAX_LENGTH,
     InboxEntrySerializer,
     MarkReadParamsSerializer,
     MemberSerializer,
+    MessageHistoryParamsSerializer,
     MessageSerializer,
     PageParamsSerializer,
     ReadStateSerializer,
     RoleParamSerializer,
+    RoomListParamsSerializer,
     RoomSerializer,
     UserIdParamSerializer,
     UserSerializer,
 )
+from chat.models import CLIENT_ID_MAX_LENGTH, MESSAGE_MAX_LENGTH, ROOM_NAME_MAX_LENGTH
 
 # --- error bodies (DRF's usual JSON) ----------------------------------------------------------
 DETAIL = inline_serializer("ErrorDetail", {"detail": serializers.CharField()})
@@ -63,20 +69,21 @@ def _errors(*codes: int) -> dict[int, OpenApiResponse]:
 
 # --- bodies ---------------------------------------------------------------------------------
 # Request components get a "Request" suffix (COMPONENT_SPLIT_REQUEST), and PATCH ones a "Patched" prefix.
-ROOM_NAME = inline_serializer("RoomName", {"name": serializers.CharField(min_length=1, max_length=255)})
+# Limits come from chat.models / chat.core.serializers, never retyped (tests/unit/test_single_sources.py).
+ROOM_NAME = inline_serializer("RoomName", {"name": serializers.CharField(min_length=1, max_length=ROOM_NAME_MAX_LENGTH)})
 # A raw schema, not a serializer: drf-spectacular would make `text` optional on PATCH, but the server requires it.
 MESSAGE_TEXT: dict[str, Any] = {
     "type": "object",
     "required": ["text"],
-    "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 500}},
+    "properties": {"text": {"type": "string", "minLength": 1, "maxLength": MESSAGE_MAX_LENGTH}},
 }
 MESSAGE_POST = inline_serializer(
     "MessageCreate",
     {
-        "text": serializers.CharField(min_length=1, max_length=500),
+        "text": serializers.CharField(min_length=1, max_length=MESSAGE_MAX_LENGTH),
         "client_id": serializers.CharField(
             min_length=1,
-            max_length=64,
+            max_length=CLIENT_ID_MAX_LENGTH,
             required=False,
             allow_null=True,
             help_text="Idempotency key: a repeat returns the first message (200) and stores nothing.",
@@ -107,7 +114,11 @@ MESSAGE_PAGE = inline_serializer(
     {"results": MessageSerializer(many=True, help_text="Ascending by seq."), "has_more": serializers.BooleanField()},
 )
 CREDENTIALS = inline_serializer(
-    "Credentials", {"username": serializers.CharField(max_length=150), "password": serializers.CharField(max_length=128)}
+    "Credentials",
+    {
+        "username": serializers.CharField(max_length=USERNAME_MAX_LENGTH),
+        "password": serializers.CharField(max_length=PASSWORD_MAX_LENGTH),
+    },
 )
 TOKEN = inline_serializer("Token", {"token": serializers.CharField()})
 
@@ -172,7 +183,11 @@ class RoomViewSetSchema(OpenApiViewExtension):
 
     def view_replacement(self) -> Any:
         return extend_schema_view(
-            list=extend_schema(summary="List rooms (exact name filter, pages)", responses={200: ROOM_PAGE, **_errors(400, 401)}),
+            list=extend_schema(
+                summary="List rooms (exact name filter, pages)",
+                parameters=[RoomListParamsSerializer],
+                responses={200: ROOM_PAGE, **_errors(400, 401)},
+            ),
             create=extend_schema(
                 summary="Create a public or private room (you are its owner and first member)",
                 request=ROOM_CREATE,
@@ -202,6 +217,7 @@ class RoomViewSetSchema(OpenApiViewExtension):
                 extend_schema(
                     methods=["GET"],
                     summary="A page of the room's history, ascending by seq",
+                    parameters=[MessageHistoryParamsSerializer],
                     description="With `after_seq`: the first `limit` messages after it. With `before_seq`, or neither: "
                     "the last `limit` before it. Not both.",
                     responses={200: MESSAGE_PAGE, **_errors(400, 401, 404)},
@@ -336,13 +352,26 @@ PAGE_OPERATIONS = (("/api/rooms/", "get"),)
 
 
 def finish_schema(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
-    """Postprocessing hook: unwrap page bodies, and forbid undocumented fields so schema checks catch drift."""
+    """Postprocessing hook: unwrap page bodies, forbid undocumented fields so schema checks catch drift, and lint fixes."""
     for path, method in PAGE_OPERATIONS:
         content = result["paths"][path][method]["responses"]["200"]["content"]["application/json"]
         if content["schema"].get("type") == "array":
             content["schema"] = content["schema"]["items"]
+    for operations in result["paths"].values():
+        for operation in operations.values():
+            # drf-spectacular leaves `security` out for views that authenticate no one (register,
+            # token); say "public" explicitly, as OpenAPI linters ask.
+            operation.setdefault("security", [])
     schemas = result.get("components", {}).get("schemas", {})
     for name in STRICT_COMPONENTS:
         if name in schemas:
             schemas[name]["additionalProperties"] = False
+    for schema in schemas.values():
+        for field in schema.get("properties", {}).values():
+            if field.get("nullable") and "allOf" in field and "type" not in field:
+                # OpenAPI 3.0's `nullable` only applies beside a `type` (e.g. Room.last_message).
+                field["type"] = "object"
+    if "Message" in schemas and "client_id" not in schemas["Message"]["required"]:
+        # Always present in a Message (null when the client gave none); optional only on input.
+        schemas["Message"]["required"] = sorted([*schemas["Message"]["required"], "client_id"])
     return result

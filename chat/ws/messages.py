@@ -4,11 +4,10 @@ from typing import Any
 
 from djangochannelsrestframework.decorators import action
 
-from chat.core import selectors, services
+from chat.core import operations, selectors, services
 from chat.core.db import db_action, db_thread
 from chat.core.exceptions import NotSubscribed
 from chat.core.serializers import (
-    MessageHistoryParamsSerializer,
     MessageParamsSerializer,
     MessageSerializer,
     PkParamSerializer,
@@ -19,6 +18,7 @@ from chat.core.serializers import (
 )
 from chat.events.streams import message_observer
 from chat.ops import metrics
+from chat.ws import multiplex
 from chat.ws.connection import ConsumerMixin
 from chat.ws.protocol import CLOSE_INTERNAL_ERROR, Status
 from chat.ws.streams import MessageStream
@@ -56,9 +56,7 @@ class MessagesMixin(ConsumerMixin):
     @db_action()
     def list_messages(self, **params: Any) -> Status:
         room_id = validate(PkParamSerializer, params)["pk"]
-        selectors.room_assert_visible(user=self.user, pk=room_id)
-        messages, has_more = selectors.message_history(room_id=room_id, **validate(MessageHistoryParamsSerializer, params))
-        return {"results": MessageSerializer(messages, many=True).data, "has_more": has_more}, 200
+        return operations.message_history_page(user=self.user, room_id=room_id, params=params), 200
 
     # --- message stream ------------------------------------------------------------------
 
@@ -70,7 +68,7 @@ class MessagesMixin(ConsumerMixin):
             room_id,
             request_id,
             last_seq=query.get("after_seq", 0),
-            send=self.send_text,
+            send=multiplex.sender(multiplex.current_stream.get(), self.send_text),
             read_history=_history_json,
             spawn=self.detach,
             fail=self._close_after_failed_catch_up,

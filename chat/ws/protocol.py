@@ -25,11 +25,14 @@ from chat.core.exceptions import RateLimited
 from chat.events.fanout import local_fanout
 from chat.ops import metrics
 from chat.ops.logging import log_event
+from chat.ws import multiplex
 
 logger = logging.getLogger("chat.ws.consumer")  # the name connection logs have always had
 
 MAX_FRAME_BYTES = 64 * 1024
-CLOSE_INTERNAL_ERROR = 1011
+# The close codes the server sends (api_docs/PROTOCOL.md, "Close codes").
+CLOSE_INTERNAL_ERROR = 1011  # a subscription could not catch up: resume with after_seq
+CLOSE_AUTH_REVOKED = 4401
 
 # What a request/response action returns: the response's data and status.
 Status = tuple[Any, int]
@@ -163,6 +166,25 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
         if not isinstance(content, dict):
             await self.reply(action=None, status=400, errors=["A frame must be a JSON object."])
             return
+        # DCRF stream multiplexing (§8): the response goes back in the request's stream.
+        try:
+            stream, content = multiplex.unwrap(content)
+        except multiplex.BadEnvelope as exc:
+            stream, content = exc.stream, {}
+            errors = [str(exc)]
+        else:
+            errors = []
+        token = multiplex.current_stream.set(stream)
+        try:
+            if errors:
+                await self.reply(action=None, status=400, errors=errors)
+            else:
+                await self._receive_request(content)
+        finally:
+            multiplex.current_stream.reset(token)
+
+    async def _receive_request(self, content: dict[str, Any]) -> None:
+        """Route one decoded request to its action; a missing action or bad request_id gets a 400."""
         request_id = content.pop("request_id", None)
         action_name = content.pop("action", None)
         if not _request_id_is_valid(request_id):
@@ -193,7 +215,8 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
         self, action: str | None, data: Any = None, errors: list[Any] | None = None, status: int = 200, request_id: Any = None
     ) -> None:
         """Send the one response to a request; count it, and log it when it is an error."""
-        metrics.action_handled(action, status)
+        # Only the consumer's own action names become labels: a client cannot mint time series.
+        metrics.action_handled(action if action in self.available_actions else None, status)
         if status >= 400:
             log_event(
                 logger,
@@ -204,7 +227,9 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
                 request_id=request_id,
                 status=status,
             )
-        await super().reply(action=action, data=data, errors=errors, status=status, request_id=request_id)
+        # DCRF's reply, in the request's stream when it came in one.
+        frame = {"errors": errors or [], "data": data, "action": action, "response_status": status, "request_id": request_id}
+        await self.send_json(multiplex.wrap(multiplex.current_stream.get(), frame))
 
     async def handle_action(self, action: str, request_id: Any, **params: Any) -> None:
         # DCRF checks permissions before it looks the action up: unknown must be 405 for everyone.

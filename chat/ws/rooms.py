@@ -4,13 +4,14 @@ from typing import Any
 
 from djangochannelsrestframework.decorators import action
 
-from chat.core import selectors, services
+from chat.core import operations, selectors, services
 from chat.core.db import db_action, db_thread
 from chat.core.exceptions import NotSubscribed
-from chat.core.serializers import PkParamSerializer, RoomListParamsSerializer, RoomSerializer, validate
+from chat.core.serializers import PkParamSerializer, RoomSerializer, validate
 from chat.events import groups
 from chat.events.streams import room_observer
 from chat.ops import metrics
+from chat.ws import multiplex
 from chat.ws.connection import ConsumerMixin
 from chat.ws.protocol import Status
 
@@ -20,12 +21,13 @@ class RoomsMixin(ConsumerMixin):
 
     @db_action(name="list")  # not `def list`: that would shadow the builtin in this class body
     def list_rooms(self, **params: Any) -> Status:
-        rooms, count = selectors.room_list(user=self.user, **validate(RoomListParamsSerializer, params))
-        return {"results": RoomSerializer(rooms, many=True).data, "count": count}, 200
+        return operations.room_list_page(user=self.user, params=multiplex.params_with_data(params)), 200
 
     @db_action()
     def retrieve(self, **params: Any) -> Status:
-        return RoomSerializer(selectors.access_room(user=self.user, **validate(PkParamSerializer, params))).data, 200
+        return RoomSerializer(
+            selectors.access_room(user=self.user, **validate(PkParamSerializer, multiplex.params_with_data(params)))
+        ).data, 200
 
     @db_action()
     def create(self, data: Any = None, **params: Any) -> Status:
@@ -34,11 +36,16 @@ class RoomsMixin(ConsumerMixin):
 
     @db_action()
     def patch(self, data: Any = None, **params: Any) -> Status:
+        return self._update_room(data, params, partial=True)
+
+    @db_action()
+    def update(self, data: Any = None, **params: Any) -> Status:
+        """DCRF's name for a full update (api_docs/PROTOCOL.md §8): like patch, with `name` required."""
+        return self._update_room(data, params, partial=False)
+
+    def _update_room(self, data: Any, params: dict[str, Any], *, partial: bool) -> Status:
         room = selectors.access_room(user=self.user, **validate(PkParamSerializer, params))
-        serializer = RoomSerializer(room, data=data, partial=True)
-        serializer.is_valid(raise_exception=True)
-        room = services.room_update(room=room, user=self.user, name=serializer.validated_data.get("name", room.name))
-        return RoomSerializer(room).data, 200
+        return operations.room_patch(room=room, user=self.user, data=data, partial=partial), 200
 
     @db_action()
     def delete(self, **params: Any) -> Status:
@@ -52,7 +59,7 @@ class RoomsMixin(ConsumerMixin):
         room_id = validate(PkParamSerializer, params)["pk"]
         await db_thread(selectors.room_assert_visible)(user=self.user, pk=room_id)
         await room_observer.subscribe(self, room_id=room_id, request_id=request_id)
-        self.instance_subscriptions[room_id, request_id] = None
+        self.instance_subscriptions[room_id, request_id] = multiplex.current_stream.get()
         return None, 200
 
     @action()
@@ -70,5 +77,6 @@ class RoomsMixin(ConsumerMixin):
         if action not in (groups.PUSH_UPDATE, groups.PUSH_DELETE):
             return
         for request_id in room_observer.request_ids(self, message["group"]):
-            await self.send_json({"action": action, "request_id": request_id, "pk": event["pk"], "data": event})
+            stream = self.instance_subscriptions.get((event["pk"], request_id))
+            await self.send_json(multiplex.wrap(stream, {"action": action, "request_id": request_id, "pk": event["pk"], "data": event}))
             metrics.event_sent(action, message["committed_at"])
