@@ -93,7 +93,7 @@ MESSAGE_POST = inline_serializer(
 ROOM_CREATE = inline_serializer(
     "RoomCreate",
     {
-        "name": serializers.CharField(min_length=1, max_length=255),
+        "name": serializers.CharField(min_length=1, max_length=ROOM_NAME_MAX_LENGTH),
         "kind": serializers.ChoiceField(
             choices=["public", "private"], required=False, help_text="public (default) or private; cannot be changed later."
         ),

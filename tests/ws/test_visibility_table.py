@@ -24,6 +24,7 @@ MISSING = 10**9
 SECTION_2_5_6_WS: dict[str, dict[str, Any]] = {
     "retrieve": {"pk": "{room}"},
     "patch": {"pk": "{room}", "data": {"name": "taken over"}},
+    "update": {"pk": "{room}", "data": {"name": "taken over"}},
     "delete": {"pk": "{room}"},
     "join_room": {"pk": "{room}"},
     "leave_room": {"pk": "{room}"},
