@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from chat.core.exceptions import MessageNotFound, RoomNotFound
@@ -167,3 +168,18 @@ def users_by_id(*, user_ids: Iterable[int]) -> list[User]:
 def user_list() -> list[User]:
     """Every active user, by username (the built-in users page)."""
     return list(User.objects.filter(is_active=True).only("id", "username").order_by("username"))
+
+
+def username_taken(*, username: str) -> bool:
+    """Whether a user already has this username, ignoring case (as the database's unique index does)."""
+    return User.objects.annotate(username_lower=Lower("username")).filter(username_lower=username.lower()).exists()
+
+
+def live_connection_count(*, user_id: int) -> int:
+    """How many live connections the user has, on every server process."""
+    return Connection.objects.filter(user_id=user_id, seen_at__gte=live_connection_cutoff()).count()
+
+
+def inactive_user_ids(*, user_ids: Iterable[int]) -> list[int]:
+    """Those of these users who are deactivated (e.g. by a bulk `update(is_active=False)`)."""
+    return list(User.objects.filter(pk__in=list(user_ids), is_active=False).values_list("pk", flat=True))

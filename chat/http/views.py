@@ -4,10 +4,12 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status, viewsets
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from chat.core import selectors, services
 from chat.core.serializers import (
@@ -20,6 +22,7 @@ from chat.core.serializers import (
     UserSerializer,
     validate,
 )
+from chat.http.throttles import AuthRateThrottle
 from chat.models import Message, Room
 
 
@@ -28,12 +31,20 @@ class RegisterView(generics.CreateAPIView):
 
     permission_classes = [AllowAny]
     authentication_classes: list[type] = []
+    throttle_classes = [AuthRateThrottle]
     serializer_class = RegisterSerializer
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = validate(RegisterSerializer, request.data)
         user = services.user_register(username=data["username"], password=data["password"])
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class TokenView(ObtainAuthToken):
+    """Exchange a username and password for the user's API token (DRF's view, JSON only and throttled)."""
+
+    parser_classes = api_settings.DEFAULT_PARSER_CLASSES
+    throttle_classes = [AuthRateThrottle]
 
 
 class MeView(generics.RetrieveAPIView):

@@ -45,6 +45,7 @@ from chat.events.observers import MessageObserver, fanout_observer
 from chat.models import Message, Room
 from chat.ops import metrics
 from chat.ops.logging import log_event
+from chat.ws import handshake, limits
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +55,6 @@ CLOSE_AUTH_REVOKED = 4401
 CLOSE_INTERNAL_ERROR = 1011
 
 Status = tuple[Any, int]
-
-
-def _request_id_is_valid(request_id: Any) -> bool:
-    return request_id is None or (isinstance(request_id, (str, int, float)) and not isinstance(request_id, bool))
 
 
 def message_push(action: str, request_id: Any, pk: int, data_json: str) -> str:
@@ -118,6 +115,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
         self.instance_subscriptions: dict[tuple[int, Any], None] = {}
         self.online_users_request_ids: dict[Any, None] = {}
         self.opened_at = time.monotonic()
+        self.frame_bucket = limits.FrameBucket()
 
     # --- connection lifecycle -------------------------------------------------------
 
@@ -129,9 +127,10 @@ class RoomConsumer(GenericAsyncAPIConsumer):
             await self.close()  # before accept: the handshake is refused with HTTP 403
             return
         self.user = user
-        went_online = await db_thread(services.connection_open)(channel_name=self.channel_name, user=user, server_id=realtime.SERVER_ID)
-        await self.add_group(groups.user_group(user.pk))
-        await self.accept()
+        went_online = await handshake.open_connection(self)  # undone on any failure (issue 15)
+        if went_online is None:
+            self.user = None
+            return
         metrics.connection_accepted()
         log_event(logger, "ws.connect", user_id=user.pk)
         realtime.ensure_heartbeat()
@@ -174,7 +173,10 @@ class RoomConsumer(GenericAsyncAPIConsumer):
         metrics.connection_closed(code)
         duration_ms = round((time.monotonic() - self.opened_at) * 1000)
         log_event(logger, "ws.disconnect", user_id=self.user.pk, close_code=code, duration_ms=duration_ms)
-        await realtime.forget_connection(self.channel_name)
+        try:
+            await realtime.forget_connection(self.channel_name)
+        finally:
+            realtime.unregister(self)
 
     # --- frames ------------------------------------------------------------------------
 
@@ -189,6 +191,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         """Decode one frame; any bad frame gets a 400/413 response and the connection stays usable."""
+        throttled = limits.take_frame(self.frame_bucket)
         if text_data is None:
             await self.reply(action=None, status=400, errors=["Binary frames are not supported: send JSON text."])
             return
@@ -203,13 +206,16 @@ class RoomConsumer(GenericAsyncAPIConsumer):
         if not isinstance(content, dict):
             await self.reply(action=None, status=400, errors=["A frame must be a JSON object."])
             return
-        request_id = content.pop("request_id", None)
+        request_id = limits.request_id_key(content.pop("request_id", None))
         action_name = content.pop("action", None)
-        if not _request_id_is_valid(request_id):
+        if request_id_error := limits.request_id_error(request_id):
             request_id = None
-            errors = ["request_id must be a string or a number."]
+            errors = [request_id_error]
         elif not isinstance(action_name, str):
             errors = ["action is missing: give the name of an action as a string."]
+        elif throttled is not None:
+            await self.handle_exception(throttled, action_name, request_id)
+            return
         else:
             content.pop("self", None)  # would collide with the handler's own argument
             await self.handle_action(action_name, request_id=request_id, **content)
@@ -218,7 +224,9 @@ class RoomConsumer(GenericAsyncAPIConsumer):
 
     async def handle_exception(self, exc: Exception, action: str | None, request_id: Any) -> None:
         """Every failure becomes one response; unexpected ones are logged and answered 500."""
-        if isinstance(exc, RateLimited):
+        if (limited := limits.error_reply(exc)) is not None:  # caps (429) and outages (503)
+            await self.reply(action=action, status=limited[0], errors=limited[1], data=limited[2], request_id=request_id)
+        elif isinstance(exc, RateLimited):
             await self.reply(
                 action=action, status=429, errors=[str(exc.detail)], data={"retry_after": exc.retry_after}, request_id=request_id
             )
@@ -285,6 +293,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
     @action()
     async def join_room(self, **params: Any) -> Status:
         room_id = validate(PkParamSerializer, params)["pk"]
+        limits.check_join(self, room_id)
         # Join the audience first, so this connection also gets the presence push it causes.
         await self.add_group(groups.room_group(room_id))
         try:
@@ -316,7 +325,8 @@ class RoomConsumer(GenericAsyncAPIConsumer):
         if room_id not in self.present_rooms:
             await db_thread(selectors.room_assert_exists)(pk=room_id)
             raise NotPresent()
-        await realtime.push_typing(room_id, self.user)
+        if await limits.typing_push_allowed(user_id=self.user.pk, room_id=room_id):
+            await realtime.push_typing(room_id, self.user)
         return None, 200
 
     async def _sync_room_group(self, room_id: int) -> None:
@@ -359,6 +369,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
     async def subscribe_to_messages_in_room(self, request_id: Any, action: str, **params: Any) -> None:
         query = validate(SubscribeParamsSerializer, params)
         room_id, key = query["pk"], (query["pk"], request_id)
+        limits.check_new_subscription(self, existing=key in self.message_subscriptions)
         # Subscribe before reading where the room stands, so no event falls in between:
         # events wait in the backlog until the replay is done.
         subscription = MessageSubscription(last_seq=query.get("after_seq", 0), backlog=deque())
@@ -484,6 +495,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
     @action()
     async def subscribe_instance(self, request_id: Any, **params: Any) -> Status:
         room_id = validate(PkParamSerializer, params)["pk"]
+        limits.check_new_subscription(self, existing=(room_id, request_id) in self.instance_subscriptions)
         await db_thread(selectors.room_assert_exists)(pk=room_id)
         await self.room_activity.subscribe(room_id=room_id, request_id=request_id)
         self.instance_subscriptions[room_id, request_id] = None
@@ -527,6 +539,7 @@ class RoomConsumer(GenericAsyncAPIConsumer):
 
     @action()
     async def subscribe_to_online_users(self, request_id: Any, **params: Any) -> Status:
+        limits.check_new_subscription(self, existing=request_id in self.online_users_request_ids)
         await self.add_group(groups.ONLINE_USERS_GROUP)
         self.online_users_request_ids[request_id] = None
         return {"users": await _online_users_json()}, 200
