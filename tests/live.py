@@ -95,6 +95,9 @@ def service_env(**extra: str) -> dict[str, str]:
         DATABASE_URL=shared_database_url(),
         REDIS_PREFIX=settings.REDIS_PREFIX,
         CHAT_MESSAGE_RATE_LIMIT=UNLIMITED_RATE,
+        # Live tests register users and create rooms from one address faster than clients may.
+        CHAT_AUTH_RATE_LIMIT=UNLIMITED_RATE,
+        CHAT_ROOM_CREATE_RATE_LIMIT=UNLIMITED_RATE,
         PYTHONUNBUFFERED="1",
     )
     if settings.REDIS_URL:

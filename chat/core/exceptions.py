@@ -62,10 +62,10 @@ class RateLimited(APIException):
     default_detail = "Too many messages: slow down."
     default_code = "rate_limited"
 
-    def __init__(self, retry_after: float) -> None:
+    def __init__(self, retry_after: float, detail: str = "Too many messages") -> None:
         self.retry_after = max(1, math.ceil(retry_after))
         self.wait = self.retry_after  # DRF's exception handler turns `wait` into a Retry-After header
-        super().__init__(f"Too many messages: retry in {self.retry_after} s.")
+        super().__init__(f"{detail}: retry in {self.retry_after} s.")
 
 
 class LimitExceeded(APIException):

@@ -13,7 +13,7 @@ from rest_framework.exceptions import ValidationError
 
 from chat.core import selectors
 from chat.core.exceptions import NotMessageAuthor, NotRoomHost, NotRoomMember, RoomNotFound, TooManyConnections
-from chat.core.ratelimit import message_rate_limit_check
+from chat.core.ratelimit import message_rate_limit_check, room_create_rate_limit_check
 from chat.events.observers import room_deletion
 from chat.models import Connection, Message, Presence, Room, Server, User
 from chat.ops import metrics
@@ -32,7 +32,8 @@ def user_register(*, username: str, password: str) -> User:
 
 
 def room_create(*, host: User, name: str) -> Room:
-    """Create a room; its host is its first member."""
+    """Create a room, within the user's room creation limit; its host is its first member."""
+    room_create_rate_limit_check(user_id=host.pk)
     try:
         with transaction.atomic():
             room = Room.objects.create(name=name, host=host)
@@ -132,9 +133,10 @@ def _message_append(*, room_id: int, author: User, text: str, client_id: str | N
 
 
 def message_update(*, message: Message, user: User, text: str) -> Message:
-    """Edit a message's text (author only)."""
+    """Edit a message's text (author only), within the message flood limit."""
     if message.user_id != user.pk:
         raise NotMessageAuthor()
+    message_rate_limit_check(user_id=user.pk)
     message.text = text
     message.edited_at = timezone.now()
     message.save(update_fields=["text", "edited_at"])

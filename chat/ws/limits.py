@@ -71,7 +71,7 @@ class FrameBucket:
         self.updated = now
         if self.tokens < 1:
             metrics.rate_limited("inbound_frames")
-            raise RateLimited(retry_after=(1 - self.tokens) / rate)
+            raise RateLimited(retry_after=(1 - self.tokens) / rate, detail="Too many frames")
         self.tokens -= 1
 
 
