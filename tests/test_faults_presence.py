@@ -9,9 +9,10 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
+from chat import models
 from chat.core import selectors
 from chat.events import realtime
-from chat.models import Connection, Presence, Server, User
+from chat.models import Connection, Presence, User
 from mysite.asgi import application
 from tests.factories import RoomFactory, UserFactory
 from tests.ws import WS_PATH, connect, token_for
@@ -61,7 +62,7 @@ async def test_heartbeat_recreates_the_rows_of_connections_it_holds() -> None:
 @database_sync_to_async
 def other_server(*, server_seen: Any, connection_seen: Any, user: User) -> str:
     if server_seen is not None:
-        Server.objects.create(server_id="other", seen_at=server_seen)
+        models.Server.objects.create(server_id="other", seen_at=server_seen)
     Connection.objects.create(channel_name="conn.other", user=user, server_id="other", seen_at=connection_seen)
     return "conn.other"
 
@@ -78,10 +79,10 @@ async def test_sweep_spares_a_server_that_still_beats_and_removes_one_that_stopp
         await realtime.heartbeat_once()
         assert await database_sync_to_async(Connection.objects.filter(pk="conn.other").exists)()
         # Now the server row is stale too: that server stopped beating while the database answered.
-        await database_sync_to_async(lambda: Server.objects.filter(server_id="other").update(seen_at=long_ago))()
+        await database_sync_to_async(lambda: models.Server.objects.filter(server_id="other").update(seen_at=long_ago))()
         await realtime.heartbeat_once()
         assert not await database_sync_to_async(Connection.objects.filter(pk="conn.other").exists)()
-        assert not await database_sync_to_async(Server.objects.filter(server_id="other").exists)()
+        assert not await database_sync_to_async(models.Server.objects.filter(server_id="other").exists)()
         # This process's own connection stays.
         assert len((await rows())[0]) == 1
 
