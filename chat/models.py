@@ -1,5 +1,7 @@
 """Persistent state: users, rooms, messages, and the live connections behind presence."""
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
@@ -30,6 +32,11 @@ class Room(models.Model):
     # The seq of the newest message ever posted; the row lock on it serialises posters.
     last_seq = models.PositiveBigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    # Not columns. Live state for §1's Room object, set by chat.core.selectors (room_get, room_list)
+    # before a RoomSerializer reads them: the users present (§1 User dicts) and the newest message.
+    current_users: list[dict[str, Any]]
+    last_message: "Message | None"
 
     class Meta:
         ordering = ["pk"]

@@ -7,6 +7,7 @@ and DEBUG=false; see the configuration table in README.md.
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -196,6 +197,7 @@ if REDIS_URL:
     # queues in Redis. Figures in bench/README.md; either way the database and
     # after_seq are the truth, the layer is best-effort.
     CHANNEL_LAYER = env_str("CHANNEL_LAYER", "pubsub")
+    CHANNEL_LAYERS: dict[str, dict[str, Any]]
     if CHANNEL_LAYER == "pubsub":
         CHANNEL_LAYERS = {
             "default": {
@@ -218,7 +220,7 @@ if REDIS_URL:
         }
     else:
         raise ImproperlyConfigured(f"CHANNEL_LAYER must be pubsub or core, not {CHANNEL_LAYER!r}")
-    CACHES = {
+    CACHES: dict[str, dict[str, Any]] = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
@@ -238,23 +240,23 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# --- Chat tunables (PROTOCOL.md §3) ---------------------------------------------------
+# --- Chat tunables (api_docs/PROTOCOL.md §3) ---------------------------------------------------
 CHAT_MESSAGE_RATE_LIMIT = env_number("CHAT_MESSAGE_RATE_LIMIT", 20)
 CHAT_MESSAGE_RATE_PERIOD = env_number("CHAT_MESSAGE_RATE_PERIOD", 10)
 CHAT_PRESENCE_EXPIRY = env_number("CHAT_PRESENCE_EXPIRY", 60)
 # Limits of PROTOCOL.md §3 (version 2); README.md "Limits" lists them. Over a per-connection
 # cap the answer is 429 with retry_after null; the others are flood limits with a retry_after.
-CHAT_MAX_SUBSCRIPTIONS_PER_CONNECTION = env_number("CHAT_MAX_SUBSCRIPTIONS_PER_CONNECTION", 1000)
-CHAT_MAX_ROOMS_PER_CONNECTION = env_number("CHAT_MAX_ROOMS_PER_CONNECTION", 500)
-CHAT_MAX_CONNECTIONS_PER_USER = env_number("CHAT_MAX_CONNECTIONS_PER_USER", 50)
+CHAT_MAX_SUBSCRIPTIONS_PER_CONNECTION = int(env_number("CHAT_MAX_SUBSCRIPTIONS_PER_CONNECTION", 1000))
+CHAT_MAX_ROOMS_PER_CONNECTION = int(env_number("CHAT_MAX_ROOMS_PER_CONNECTION", 500))
+CHAT_MAX_CONNECTIONS_PER_USER = int(env_number("CHAT_MAX_CONNECTIONS_PER_USER", 50))
 # Inbound frames per connection: a token bucket refilled at RATE per second, holding BURST.
 CHAT_WS_FRAME_RATE = env_number("CHAT_WS_FRAME_RATE", 50, cast=float)
-CHAT_WS_FRAME_BURST = env_number("CHAT_WS_FRAME_BURST", 100)
-CHAT_ROOM_CREATE_RATE_LIMIT = env_number("CHAT_ROOM_CREATE_RATE_LIMIT", 10)
-CHAT_ROOM_CREATE_RATE_PERIOD = env_number("CHAT_ROOM_CREATE_RATE_PERIOD", 60)
-CHAT_TYPING_INTERVAL = env_number("CHAT_TYPING_INTERVAL", 2)
+CHAT_WS_FRAME_BURST = int(env_number("CHAT_WS_FRAME_BURST", 100))
+CHAT_ROOM_CREATE_RATE_LIMIT = int(env_number("CHAT_ROOM_CREATE_RATE_LIMIT", 10))
+CHAT_ROOM_CREATE_RATE_PERIOD = int(env_number("CHAT_ROOM_CREATE_RATE_PERIOD", 60))
+CHAT_TYPING_INTERVAL = int(env_number("CHAT_TYPING_INTERVAL", 2))
 # Registrations and token requests per client address per minute (DRF throttles on the cache).
-CHAT_AUTH_RATE_LIMIT = env_number("CHAT_AUTH_RATE_LIMIT", 10)
+CHAT_AUTH_RATE_LIMIT = int(env_number("CHAT_AUTH_RATE_LIMIT", 10))
 # How many reverse proxies append to X-Forwarded-For in front of the servers: 0 (the default)
 # throttles by REMOTE_ADDR and ignores the header, which any client can forge.
 TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "").strip() or 0)
@@ -292,7 +294,7 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Chat rooms HTTP API",
-    "DESCRIPTION": "PROTOCOL.md §4. The WebSocket API is described in /api/asyncapi.yaml.",
+    "DESCRIPTION": "api_docs/PROTOCOL.md §4. The WebSocket API is described in /api/asyncapi.yaml.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     # Request bodies get their own components, so read-only fields are not asked of clients.

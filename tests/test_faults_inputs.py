@@ -149,7 +149,7 @@ async def test_request_ids_7_and_7_0_are_two_subscriptions() -> None:
             )
             assert '"response_status": 200' in await client.communicator.receive_from()
         await post_message(user, room.pk, "hi")
-        texts = []
+        texts: list[str] = []
         while len(texts) < 2:
             text = await client.communicator.receive_from(timeout=3)
             if '"action": "create"' in text:

@@ -68,8 +68,8 @@ def message_rate_limit_check(*, user_id: int) -> None:
     rate_limit_check(
         limit_name="message",
         subject=str(user_id),
-        limit=settings.CHAT_MESSAGE_RATE_LIMIT,
-        period=settings.CHAT_MESSAGE_RATE_PERIOD,
+        limit=int(settings.CHAT_MESSAGE_RATE_LIMIT),
+        period=int(settings.CHAT_MESSAGE_RATE_PERIOD),
         detail="Too many messages",
     )
 
@@ -79,7 +79,7 @@ def room_create_rate_limit_check(*, user_id: int) -> None:
     rate_limit_check(
         limit_name="room_create",
         subject=str(user_id),
-        limit=settings.CHAT_ROOM_CREATE_RATE_LIMIT,
-        period=settings.CHAT_ROOM_CREATE_RATE_PERIOD,
+        limit=int(settings.CHAT_ROOM_CREATE_RATE_LIMIT),
+        period=int(settings.CHAT_ROOM_CREATE_RATE_PERIOD),
         detail="Too many rooms created",
     )

@@ -1,8 +1,13 @@
 """Writes: every rule of the chat, called by both the HTTP views and the WebSocket consumer.
 
 Services are synchronous and take keyword-only arguments. Async callers reach them
-through `database_sync_to_async`. Events to WebSocket subscribers are sent by the
+through `chat.core.db.db_thread`. Events to WebSocket subscribers are sent by the
+<<<<<<< HEAD
+model observers (chat.events.streams, connected at startup in every process) only
+after the surrounding transaction commits.
+=======
 model observers only after the surrounding transaction commits.
+>>>>>>> types
 """
 
 from dataclasses import dataclass, field

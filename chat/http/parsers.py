@@ -1,5 +1,6 @@
 """Request body parsers."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from rest_framework.exceptions import ParseError
@@ -9,7 +10,7 @@ from rest_framework.parsers import JSONParser
 class SafeJSONParser(JSONParser):
     """DRF's JSONParser, with a body nested deeper than Python's stack a 400 rather than a RecursionError (500)."""
 
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict[str, Any] | None = None) -> Any:
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
         try:
             return super().parse(stream, media_type, parser_context)
         except RecursionError as exc:

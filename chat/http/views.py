@@ -1,4 +1,4 @@
-"""HTTP API (PROTOCOL.md §4): thin DRF views over chat.core.services and chat.core.selectors."""
+"""HTTP API (api_docs/PROTOCOL.md §4): thin DRF views over chat.core.services and chat.core.selectors."""
 
 from typing import Any
 
@@ -6,10 +6,10 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status, viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 
 from chat.core import selectors, services
 from chat.core.serializers import (
@@ -22,8 +22,16 @@ from chat.core.serializers import (
     UserSerializer,
     validate,
 )
+from chat.http.parsers import SafeJSONParser
 from chat.http.throttles import AuthRateThrottle
-from chat.models import Message, Room
+from chat.models import Message, Room, User
+
+
+def _user(request: Request) -> User:
+    """The request's user; every view but RegisterView requires one (DEFAULT_PERMISSION_CLASSES)."""
+    if not isinstance(request.user, User):
+        raise NotAuthenticated()
+    return request.user
 
 
 class RegisterView(generics.CreateAPIView):
@@ -43,7 +51,7 @@ class RegisterView(generics.CreateAPIView):
 class TokenView(ObtainAuthToken):
     """Exchange a username and password for the user's API token (DRF's view, JSON only and throttled)."""
 
-    parser_classes = api_settings.DEFAULT_PARSER_CLASSES
+    parser_classes = [SafeJSONParser]  # DRF's view also takes forms; the API speaks JSON
     throttle_classes = [AuthRateThrottle]
 
 
@@ -76,7 +84,7 @@ class RoomViewSet(viewsets.GenericViewSet):
 
     def create(self, request: Request) -> Response:
         data = validate(RoomSerializer, request.data)
-        room = services.room_create(host=request.user, name=data["name"])
+        room = services.room_create(host=_user(request), name=data["name"])
         return Response(RoomSerializer(room).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, pk: str) -> Response:
@@ -86,24 +94,24 @@ class RoomViewSet(viewsets.GenericViewSet):
         room = self.get_object()
         serializer = RoomSerializer(room, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        room = services.room_update(room=room, user=request.user, name=serializer.validated_data.get("name", room.name))
+        room = services.room_update(room=room, user=_user(request), name=serializer.validated_data.get("name", room.name))
         return Response(RoomSerializer(room).data)
 
     def destroy(self, request: Request, pk: str) -> Response:
-        services.room_delete(room=self.get_object(), user=request.user)
+        services.room_delete(room=self.get_object(), user=_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None)
     @action(detail=True, methods=["post"])
     def join(self, request: Request, pk: str) -> Response:
         room = self.get_object()
-        services.room_join(room_id=room.pk, user=request.user)
+        services.room_join(room_id=room.pk, user=_user(request))
         return Response(RoomSerializer(room).data)
 
     @extend_schema(request=None, responses={204: None})
     @action(detail=True, methods=["post"])
     def leave(self, request: Request, pk: str) -> Response:
-        services.room_leave(room_id=self.get_object().pk, user=request.user)
+        services.room_leave(room_id=self.get_object().pk, user=_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(methods=["get"], parameters=[MessageHistoryParamsSerializer])
@@ -117,7 +125,9 @@ class RoomViewSet(viewsets.GenericViewSet):
             messages, has_more = selectors.message_history(room_id=room_id, **params)
             return Response({"results": MessageSerializer(messages, many=True).data, "has_more": has_more})
         data = validate(MessageSerializer, request.data)
-        message, created = services.message_create(room_id=room_id, author=request.user, text=data["text"], client_id=data.get("client_id"))
+        message, created = services.message_create(
+            room_id=room_id, author=_user(request), text=data["text"], client_id=data.get("client_id")
+        )
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
@@ -136,9 +146,9 @@ class MessageViewSet(viewsets.GenericViewSet):
     def partial_update(self, request: Request, pk: str) -> Response:
         message = self.get_object()
         data = validate(MessageSerializer, request.data)
-        message = services.message_update(message=message, user=request.user, text=data["text"])
+        message = services.message_update(message=message, user=_user(request), text=data["text"])
         return Response(MessageSerializer(message).data)
 
     def destroy(self, request: Request, pk: str) -> Response:
-        services.message_delete(message=self.get_object(), user=request.user)
+        services.message_delete(message=self.get_object(), user=_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)

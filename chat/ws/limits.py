@@ -20,7 +20,7 @@ MAX_REQUEST_ID_LENGTH = 128
 REQUEST_ID_ERROR = f"request_id must be a string of at most {MAX_REQUEST_ID_LENGTH} characters or a finite number."
 # Every attribute of a consumer that holds subscriptions (one entry each); helpers adding a
 # new kind of subscription add its attribute here.
-SUBSCRIPTION_ATTRIBUTES = ("message_subscriptions", "instance_subscriptions", "online_users_request_ids", "my_rooms_request_ids")
+SUBSCRIPTION_ATTRIBUTES = ("message_streams", "instance_subscriptions", "online_users_request_ids", "my_rooms_request_ids")
 
 
 class FloatRequestId(float):
@@ -82,7 +82,7 @@ def subscription_count(consumer: Any) -> int:
 
 def check_new_subscription(consumer: Any, existing: bool) -> None:
     """LimitExceeded when a new subscription would pass CHAT_MAX_SUBSCRIPTIONS_PER_CONNECTION (a replacement always passes)."""
-    maximum = settings.CHAT_MAX_SUBSCRIPTIONS_PER_CONNECTION
+    maximum = int(settings.CHAT_MAX_SUBSCRIPTIONS_PER_CONNECTION)
     if not existing and subscription_count(consumer) >= maximum:
         metrics.rate_limited("subscriptions")
         raise LimitExceeded("subscriptions", maximum)
@@ -90,7 +90,7 @@ def check_new_subscription(consumer: Any, existing: bool) -> None:
 
 def check_join(consumer: Any, room_id: int) -> None:
     """LimitExceeded when joining one more room would pass CHAT_MAX_ROOMS_PER_CONNECTION."""
-    maximum = settings.CHAT_MAX_ROOMS_PER_CONNECTION
+    maximum = int(settings.CHAT_MAX_ROOMS_PER_CONNECTION)
     if room_id not in consumer.present_rooms and len(consumer.present_rooms) >= maximum:
         metrics.rate_limited("joined_rooms")
         raise LimitExceeded("joined rooms", maximum)
