@@ -166,3 +166,13 @@ async def test_request_ids_7_and_7_0_are_two_subscriptions() -> None:
             text = await client.communicator.receive_from(timeout=3)
         assert '"request_id": 7,' in text
         assert await client.communicator.receive_nothing(timeout=0.3)
+
+
+@pytest.mark.django_db
+def test_web_signup_refuses_normalisation_twins_too(client: Any) -> None:
+    UserFactory(username="strasse")
+    for twin in ("STRASSE", "straße", "ｓｔｒａｓｓｅ"):
+        response = client.post("/accounts/signup/", {"username": twin, "password1": PASSWORD, "password2": PASSWORD})
+        assert response.status_code == 200, (twin, response.status_code)  # the form again, with its error
+        assert b"is-invalid" in response.content
+    assert User.objects.count() == 1
