@@ -179,6 +179,7 @@ class LoggingServer(Server):
         # Server.run() builds its WebSocket factory from this module global.
         daphne.server.WebSocketFactory = BoundedWebSocketFactory
         self.ports: list[Any] = []
+        open_database_pool()
         super().run()
 
     def create_application(self, protocol: Any, scope: dict[str, Any]) -> InputQueue | None:
@@ -234,6 +235,27 @@ class LoggingServer(Server):
 
         check()
         return finished
+
+
+# How long start-up waits for the database pool's first connections before serving anyway.
+POOL_OPEN_TIMEOUT_SECONDS = 10.0
+
+
+def open_database_pool() -> None:
+    """Open the PostgreSQL pool before serving, so the first requests find a connection ready.
+
+    The pool's short wait (DATABASE_POOL_TIMEOUT) is meant to turn an outage into a fast
+    503, not to cover a cold start on a busy machine.
+    """
+    from django.db import connection
+
+    pool = getattr(connection, "pool", None)
+    if pool is None:
+        return
+    try:
+        pool.open(wait=True, timeout=POOL_OPEN_TIMEOUT_SECONDS)
+    except Exception as exc:  # serve anyway: requests answer 503 until the database is back
+        logger.warning("the database pool could not open at start-up: %r", exc)
 
 
 class LoggingCommandLineInterface(CommandLineInterface):

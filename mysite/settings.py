@@ -152,7 +152,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             # PROTOCOL.md §3 v2: with the database down a request answers 503 within 2 s, never hangs.
             "timeout": env_number("DATABASE_POOL_TIMEOUT", 1.5, cast=float),
         },
-        "connect_timeout": int(env_number("DATABASE_CONNECT_TIMEOUT", 1)),
+        "connect_timeout": int(env_number("DATABASE_CONNECT_TIMEOUT", 5)),
     }
 else:
     # Concurrent WebSocket and HTTP writers would otherwise fail with "database is locked".

@@ -98,6 +98,7 @@ def service_env(**extra: str) -> dict[str, str]:
         # Live tests register users and create rooms from one address faster than clients may.
         CHAT_AUTH_RATE_LIMIT=UNLIMITED_RATE,
         CHAT_ROOM_CREATE_RATE_LIMIT=UNLIMITED_RATE,
+        CHAT_MAX_CONNECTIONS_PER_USER=UNLIMITED_RATE,
         PYTHONUNBUFFERED="1",
     )
     if settings.REDIS_URL:
