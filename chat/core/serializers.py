@@ -21,6 +21,9 @@ DEFAULT_PAGE_SIZE = 50
 BIGINT_MAX = 2**63 - 1
 # A page becomes an SQL OFFSET, which must fit the database's signed 64-bit integers.
 MAX_PAGE = BIGINT_MAX // MAX_PAGE_SIZE
+USERNAME_MAX_LENGTH: int = User._meta.get_field("username").max_length  # type: ignore[assignment]
+# A cap on what the password hasher is given, not a stored length (the hash is stored).
+PASSWORD_MAX_LENGTH = 128
 
 
 def validate(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
@@ -85,8 +88,9 @@ class UserSerializer(serializers.ModelSerializer):
 class RegisterSerializer(serializers.ModelSerializer):
     """Sign-up input: a new username and a password that passes the validators."""
 
-    username = StrictCharField(max_length=150)
-    password = StrictCharField(write_only=True, trim_whitespace=False, max_length=128)
+    # Uniqueness ignores case and NFKC differences: validate_username, not a UniqueValidator.
+    username = StrictCharField(max_length=USERNAME_MAX_LENGTH)
+    password = StrictCharField(write_only=True, trim_whitespace=False, max_length=PASSWORD_MAX_LENGTH)
 
     class Meta:
         model = User

@@ -1,7 +1,7 @@
 """Issue 15: outages of PostgreSQL and Redis under two real server processes, and a flooding client.
 
 The servers run on a private PostgreSQL cluster and a private redis-server that this
-module starts, stops and restarts (tests/faults.py); the shared services are never
+module starts, stops and restarts (tests/live/faults.py); the shared services are never
 touched. During an outage every answer must be a 503 (JSON with Retry-After over HTTP)
 within 2 s; after it, presence must be exact again within 5 s and stay exact, and
 every acknowledged message must be there. Run alone with `pytest -m fault`.
@@ -23,9 +23,8 @@ import requests
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
-from tests import faults
 from tests.contract import ContractWebSocket, contract_connect
-from tests.live import PYTHON, ROOT, UNLIMITED_RATE, LiveServer, LiveUser, create_room, minimal_env, register_user, run_servers
+from tests.live import PYTHON, ROOT, UNLIMITED_RATE, LiveServer, LiveUser, create_room, faults, minimal_env, register_user, run_servers
 
 pytestmark = [
     pytest.mark.fault,
