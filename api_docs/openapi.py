@@ -248,7 +248,7 @@ def finish_schema(result: dict[str, Any], generator: Any, request: Any, public: 
             content["schema"] = content["schema"]["items"]
     for operations in result["paths"].values():
         for operation in operations.values():
-            # Any endpoint that reaches PostgreSQL or Redis (PROTOCOL.md §3 v2).
+            # Any endpoint that reaches PostgreSQL or Redis (api_docs/PROTOCOL.md §3 v2).
             operation.setdefault("responses", {}).setdefault("503", UNAVAILABLE)
     schemas = result.get("components", {}).get("schemas", {})
     for name in STRICT_COMPONENTS:

@@ -29,7 +29,7 @@ logger = logging.getLogger("chat.server")
 # others: past this many unsent bytes its connection is closed with CLOSE_SLOW_CONSUMER.
 MAX_BACKLOG_BYTES = int(os.environ.get("WS_MAX_BACKLOG_BYTES", "") or 1024 * 1024)
 CLOSE_SLOW_CONSUMER = 4008
-# PROTOCOL.md §3 v2: a client whose frames wait unprocessed beyond this many bytes (counted
+# api_docs/PROTOCOL.md §3 v2: a client whose frames wait unprocessed beyond this many bytes (counted
 # as characters of text frames) is closed with CLOSE_POLICY_VIOLATION rather than grow memory.
 MAX_INPUT_BYTES = int(os.environ.get("WS_MAX_INPUT_BYTES", "") or 1024 * 1024)
 CLOSE_POLICY_VIOLATION = 1008

@@ -149,7 +149,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "pool": {
             "min_size": 1,
             "max_size": int(env_number("DATABASE_POOL_SIZE", 10)),
-            # PROTOCOL.md §3 v2: with the database down a request answers 503 within 2 s, never hangs.
+            # api_docs/PROTOCOL.md §3 v2: with the database down a request answers 503 within 2 s, never hangs.
             "timeout": env_number("DATABASE_POOL_TIMEOUT", 1.5, cast=float),
         },
         "connect_timeout": int(env_number("DATABASE_CONNECT_TIMEOUT", 5)),
@@ -244,7 +244,7 @@ else:
 CHAT_MESSAGE_RATE_LIMIT = env_number("CHAT_MESSAGE_RATE_LIMIT", 20)
 CHAT_MESSAGE_RATE_PERIOD = env_number("CHAT_MESSAGE_RATE_PERIOD", 10)
 CHAT_PRESENCE_EXPIRY = env_number("CHAT_PRESENCE_EXPIRY", 60)
-# Limits of PROTOCOL.md §3 (version 2); README.md "Limits" lists them. Over a per-connection
+# Limits of api_docs/PROTOCOL.md §3 (version 2); README.md "Limits" lists them. Over a per-connection
 # cap the answer is 429 with retry_after null; the others are flood limits with a retry_after.
 CHAT_MAX_SUBSCRIPTIONS_PER_CONNECTION = int(env_number("CHAT_MAX_SUBSCRIPTIONS_PER_CONNECTION", 1000))
 CHAT_MAX_ROOMS_PER_CONNECTION = int(env_number("CHAT_MAX_ROOMS_PER_CONNECTION", 500))

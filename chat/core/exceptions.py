@@ -69,7 +69,7 @@ class RateLimited(APIException):
 
 
 class LimitExceeded(APIException):
-    """A per-connection cap of PROTOCOL.md §3 (version 2) is reached; waiting does not lift it."""
+    """A per-connection cap of api_docs/PROTOCOL.md §3 (version 2) is reached; waiting does not lift it."""
 
     status_code = status.HTTP_429_TOO_MANY_REQUESTS
     default_code = "limit_exceeded"

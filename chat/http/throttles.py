@@ -1,4 +1,4 @@
-"""Per-address throttles for the anonymous, password-hashing endpoints (PROTOCOL.md §3 v2)."""
+"""Per-address throttles for the anonymous, password-hashing endpoints (api_docs/PROTOCOL.md §3 v2)."""
 
 from typing import Any
 

@@ -39,7 +39,7 @@ MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 EVENTS = PUSH_ACTIONS
 # Close codes the server itself uses or that clients commonly send; others are grouped by class.
 KNOWN_CLOSE_CODES = frozenset({1000, 1001, 1003, 1006, 1008, 1009, 1011, 1012, 1013, 4008, 4401, 4403, 4429})
-# The limits of PROTOCOL.md §3 (flood limits and version 2 caps) that count their refusals.
+# The limits of api_docs/PROTOCOL.md §3 (flood limits and version 2 caps) that count their refusals.
 LIMITS = frozenset(
     {
         "message",
@@ -95,7 +95,7 @@ CHANNEL_LAYER_ERRORS = Counter(
 )
 RATE_LIMITED = Counter(
     "chat_rate_limited",
-    "Requests, frames and handshakes refused by a limit of PROTOCOL.md §3, by limit.",
+    "Requests, frames and handshakes refused by a limit of api_docs/PROTOCOL.md §3, by limit.",
     ["limit"],
 )
 SERVICE_UNAVAILABLE = Counter(

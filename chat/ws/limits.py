@@ -1,4 +1,4 @@
-"""Per-connection limits of PROTOCOL.md §3 (version 2) for the WebSocket consumer, and the request_id rules.
+"""Per-connection limits of api_docs/PROTOCOL.md §3 (version 2) for the WebSocket consumer, and the request_id rules.
 
 Kept apart from the consumer so each rule is one call there: `check_*` raise the
 LimitExceeded or RateLimited the consumer answers with 429, `error_reply` turns

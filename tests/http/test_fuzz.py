@@ -1,6 +1,6 @@
 """Issue 15: Hypothesis over every HTTP endpoint's body, path and query, deep nesting included.
 
-No response may be a 5xx, and every error must be JSON (PROTOCOL.md §3 v2: "any input,
+No response may be a 5xx, and every error must be JSON (api_docs/PROTOCOL.md §3 v2: "any input,
 however malformed or nested, gets a 4xx JSON answer"). In-process (APIClient), bounded.
 """
 

@@ -1,4 +1,4 @@
-"""Issue 15, finding 5: the limits of PROTOCOL.md §3 (version 2), on both transports, each refusal counted."""
+"""Issue 15, finding 5: the limits of api_docs/PROTOCOL.md §3 (version 2), on both transports, each refusal counted."""
 
 import asyncio
 from typing import Any
