@@ -197,6 +197,6 @@ def live_connection_count(*, user_id: int) -> int:
     return Connection.objects.filter(user_id=user_id, seen_at__gte=live_connection_cutoff()).count()
 
 
-def inactive_user_ids(*, user_ids: Iterable[int]) -> list[int]:
-    """Those of these users who are deactivated (e.g. by a bulk `update(is_active=False)`)."""
-    return list(User.objects.filter(pk__in=list(user_ids), is_active=False).values_list("pk", flat=True))
+def inactive_user_connections(*, server_id: str) -> list[str]:
+    """The connections of this server process whose users are deactivated (e.g. by a bulk `update(is_active=False)`)."""
+    return list(Connection.objects.filter(server_id=server_id, user__is_active=False).values_list("pk", flat=True))

@@ -178,6 +178,10 @@ def connections_close(*, channel_names: list[str]) -> tuple[list[int], list[int]
     return changed_rooms, sorted(user_ids - selectors.online_user_ids(user_ids=user_ids))
 
 
+# Rows per INSERT when the heartbeat re-creates many rows at once.
+BULK_BATCH_SIZE = 2000
+
+
 @dataclass
 class Heartbeat:
     """What one heartbeat changed: rows it re-created, ghosts it removed, users no longer active."""
@@ -203,33 +207,35 @@ def connection_heartbeat(*, server_id: str, held: dict[str, tuple[int, list[int]
     Server.objects.bulk_create(
         [Server(server_id=server_id, seen_at=now)], update_conflicts=True, unique_fields=["server_id"], update_fields=["seen_at"]
     )
-    ghosts = list(Connection.objects.filter(server_id=server_id).exclude(pk__in=list(held)).values_list("pk", flat=True))
+    # Queries go by server_id, not by lists of channel names: a process may hold tens of
+    # thousands of connections, more than one statement takes parameters.
+    recorded = set(Connection.objects.filter(server_id=server_id).values_list("pk", flat=True))
+    ghosts = sorted(recorded - held.keys())
     if ghosts:
         beat.departed_rooms, beat.departed_user_ids = connections_close(channel_names=ghosts)
     if not held:
         return beat
-    Connection.objects.filter(pk__in=list(held)).update(seen_at=now, server_id=server_id)
-    existing = set(Connection.objects.filter(pk__in=list(held)).values_list("pk", flat=True))
-    missing = [name for name in held if name not in existing]
+    Connection.objects.filter(server_id=server_id).update(seen_at=now)
+    missing = [name for name in held if name not in recorded]
     if missing:
         user_ids = {held[name][0] for name in missing}
         online_before = selectors.online_user_ids(user_ids=user_ids)
         Connection.objects.bulk_create(
             [Connection(channel_name=name, user_id=held[name][0], server_id=server_id, seen_at=now) for name in missing],
             ignore_conflicts=True,
+            batch_size=BULK_BATCH_SIZE,
         )
         beat.revived_user_ids = sorted(user_ids - online_before)
     wanted = {(name, room_id) for name, (_, room_ids) in held.items() for room_id in room_ids}
     if wanted:
-        present = set(Presence.objects.filter(connection_id__in=list(held)).values_list("connection_id", "room_id"))
+        present = set(Presence.objects.filter(connection__server_id=server_id).values_list("connection_id", "room_id"))
         lost = wanted - present
         rooms = set(Room.objects.filter(pk__in={room_id for _, room_id in lost}).values_list("pk", flat=True)) if lost else set()
         revived = [Presence(connection_id=name, room_id=room_id) for name, room_id in lost if room_id in rooms]
-        Presence.objects.bulk_create(revived, ignore_conflicts=True)
+        Presence.objects.bulk_create(revived, ignore_conflicts=True, batch_size=BULK_BATCH_SIZE)
         beat.revived_rooms = sorted({presence.room_id for presence in revived})
-    user_ids = {user_id for user_id, _ in held.values()}
-    inactive = set(selectors.inactive_user_ids(user_ids=user_ids))
-    beat.inactive_channels = sorted(name for name, (user_id, _) in held.items() if user_id in inactive)
+    inactive = selectors.inactive_user_connections(server_id=server_id)
+    beat.inactive_channels = sorted(name for name in inactive if name in held)
     return beat
 
 
