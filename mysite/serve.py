@@ -251,25 +251,18 @@ class LoggingServer(Server):
         return finished
 
 
-# How long start-up waits for the database pool's first connections before serving anyway.
-POOL_OPEN_TIMEOUT_SECONDS = 10.0
-
-
 def open_database_pool() -> None:
-    """Open the PostgreSQL pool before serving, so the first requests find a connection ready.
+    """Start opening the PostgreSQL pool as the server starts, so the first requests find a connection ready.
 
     The pool's short wait (DATABASE_POOL_TIMEOUT) is meant to turn an outage into a fast
-    503, not to cover a cold start on a busy machine.
+    503, not to cover a cold start on a busy machine. Not waited for: a server whose
+    database is down still starts, and answers 503 until it is back.
     """
     from django.db import connection
 
     pool = getattr(connection, "pool", None)
-    if pool is None:
-        return
-    try:
-        pool.open(wait=True, timeout=POOL_OPEN_TIMEOUT_SECONDS)
-    except Exception as exc:  # serve anyway: requests answer 503 until the database is back
-        logger.warning("the database pool could not open at start-up: %r", exc)
+    if pool is not None:
+        pool.open(wait=False)
 
 
 class LoggingCommandLineInterface(CommandLineInterface):
