@@ -38,7 +38,7 @@ MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 # other name); event labels are the push actions of chat.events.groups.
 EVENTS = PUSH_ACTIONS
 # Close codes the server itself uses or that clients commonly send; others are grouped by class.
-KNOWN_CLOSE_CODES = frozenset({1000, 1001, 1003, 1006, 1008, 1009, 1011, 1012, 1013, 4008, 4401, 4403, 4429})
+KNOWN_CLOSE_CODES = frozenset({1000, 1001, 1003, 1006, 1008, 1009, 1011, 1012, 4008, 4401, 4403, 4429, 4503})
 # The limits of api_docs/PROTOCOL.md §3 (flood limits and version 2 caps) that count their refusals.
 LIMITS = frozenset(
     {

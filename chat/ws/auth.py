@@ -16,6 +16,7 @@ from django.contrib.auth.models import AnonymousUser
 from rest_framework.authtoken.models import Token
 
 from chat.core.db import db_thread
+from chat.ws.handshake import OutageGuard
 
 Scope = dict[str, Any]
 
@@ -73,6 +74,6 @@ class BrowserOriginValidator(OriginValidator):
 
 
 def websocket_auth_stack(inner: Any) -> Any:
-    """Origin check, then token or session authentication, around the WebSocket router."""
+    """Origin check, then token or session authentication, around the WebSocket router; outages close with 4503."""
     allowed = settings.ALLOWED_HOSTS or (["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
-    return BrowserOriginValidator(TokenOrSessionAuthMiddleware(inner), allowed)
+    return OutageGuard(BrowserOriginValidator(TokenOrSessionAuthMiddleware(inner), allowed))

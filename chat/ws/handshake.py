@@ -10,15 +10,16 @@ from typing import Any
 
 from chat.core import services
 from chat.core.db import db_thread
-from chat.core.exceptions import TooManyConnections
+from chat.core.exceptions import TooManyConnections, is_outage
 from chat.events import realtime
 from chat.ops import metrics
 
 logger = logging.getLogger(__name__)
 
 CLOSE_TOO_MANY_CONNECTIONS = 4429
-# "Try again later": the database or Redis did not answer during the handshake.
-CLOSE_TRY_AGAIN_LATER = 1013
+# The database or Redis did not answer during the handshake: try again later. An
+# application code (like HTTP's 503): autobahn lets a server send only 1000 and 3000-4999.
+CLOSE_TRY_AGAIN_LATER = 4503
 
 
 async def abort(consumer: Any, exc: Exception) -> None:
@@ -49,3 +50,30 @@ async def _refuse(consumer: Any, code: int) -> None:
         await consumer.close(code=code)
     except Exception:
         logger.warning("could not close a refused handshake with %d", code)
+
+
+class OutageGuard:
+    """Outermost WebSocket middleware: a handshake whose authentication finds PostgreSQL or Redis down is closed with 4503.
+
+    Without it the exception escapes the application and daphne answers the handshake
+    with HTTP 500. Failures after authentication are the consumer's (open_session's undo).
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        try:
+            return await self.inner(scope, receive, send)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            logger.warning("handshake refused, a backing service is unavailable: %r", exc)
+            metrics.service_unavailable("ws")
+            metrics.connection_refused(CLOSE_TRY_AGAIN_LATER)
+            try:
+                await send({"type": "websocket.accept"})
+                await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN_LATER})
+            except Exception:  # the connection was already answered or is gone
+                logger.warning("could not close the handshake with %d", CLOSE_TRY_AGAIN_LATER, exc_info=True)
+            return None

@@ -150,7 +150,7 @@ def test_close_code_classes() -> None:
     assert metrics.close_code_class(None) == "none"
     assert metrics.close_code_class(1000) == "1000"
     assert metrics.close_code_class(4401) == "4401"
-    assert metrics.close_code_class(1014) == "1xxx"
+    assert metrics.close_code_class(1013) == "1xxx"
     assert metrics.close_code_class(3123) == "3xxx"
     assert metrics.close_code_class(99999) == "invalid"
 

@@ -89,6 +89,15 @@ def assert_unavailable(response: requests.Response) -> None:
     assert "detail" in response.json() and int(response.headers["Retry-After"]) >= 1
 
 
+async def assert_handshake_closed_with_4503(url: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(ConnectionClosed) as closed:
+        async with ws_connect(url) as client:
+            await asyncio.wait_for(client.recv(), OUTAGE_ANSWER_SECONDS)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4503, closed.value
+    assert time.monotonic() - started < OUTAGE_ANSWER_SECONDS
+
+
 def present(server: LiveServer, user: LiveUser, room_id: int) -> set[str] | None:
     """Who the room's current_users lists on this server, or None while it cannot answer."""
     try:
@@ -145,6 +154,8 @@ async def test_postgres_outage_answers_503_fast_and_presence_survives_it(cluster
             response = await call(client, "create_message", room=room, message="during the outage")
             assert response["response_status"] == 503 and response["data"]["retry_after"] >= 1, response
             assert (await call(client, "list"))["response_status"] == 503
+        # A handshake cannot even authenticate: it is closed with 4503 (try again later), fast.
+        await assert_handshake_closed_with_4503(f"{a.ws_url}?token={alice.token}")
         # Long enough for every connection row to look stale (3 missed beats): what let
         # one process's sweep delete the other's presence before.
         # 8 s: without steady pool retries (chat.core.db) the next try would come 7 s after the return.
@@ -188,7 +199,7 @@ async def test_redis_outage_answers_503_fast_and_leaves_no_ghost(cluster: Any) -
             assert response["response_status"] == 503 and response["data"]["retry_after"] >= 1, response
         assert_unavailable(timed("POST", f"{b.base_url}/api/rooms/{room}/messages/", dave, json={"text": "during"}))
         # A handshake during the outage writes its Connection row, then joins the user's
-        # group through Redis. Whether that fails (then it is undone and closed with 1013)
+        # group through Redis. Whether that fails (then it is undone and closed with 4503)
         # or looks fine (a write to a dead socket can), no online user may outlive the socket.
         started = time.monotonic()
         try:
@@ -196,7 +207,7 @@ async def test_redis_outage_answers_503_fast_and_leaves_no_ghost(cluster: Any) -
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(ghost.recv(), 0.5)
         except ConnectionClosed as closed:
-            assert closed.rcvd is not None and closed.rcvd.code == 1013, closed
+            assert closed.rcvd is not None and closed.rcvd.code == 4503, closed
         assert time.monotonic() - started < OUTAGE_ANSWER_SECONDS + 0.5
         cache.start()
 
