@@ -10,7 +10,7 @@ from chat.core.exceptions import NotPresent
 from chat.core.serializers import PkParamSerializer, RoomSerializer, UserSerializer, serialize_many, validate
 from chat.events import groups, realtime
 from chat.ops import metrics
-from chat.ws import limits
+from chat.ws import limits, multiplex
 from chat.ws.connection import ConsumerMixin
 from chat.ws.protocol import Status
 
@@ -73,7 +73,7 @@ class PresenceMixin(ConsumerMixin):
     async def subscribe_to_online_users(self, request_id: Any, **params: Any) -> Status:
         limits.check_new_subscription(self, existing=request_id in self.online_users_request_ids)
         await self.add_group(groups.ONLINE_USERS_GROUP)
-        self.online_users_request_ids[request_id] = None
+        self.online_users_request_ids[request_id] = multiplex.current_stream.get()
         return {"users": await _online_users_json()}, 200
 
     # --- layer events (type "a.b" calls method a_b; see chat.events.groups) -------------------
@@ -91,6 +91,7 @@ class PresenceMixin(ConsumerMixin):
 
     async def users_status(self, event: dict[str, Any]) -> None:
         """groups.USER_STATUS_EVENT: once per online-users subscription."""
-        for request_id in self.online_users_request_ids:
-            await self.send_json({"action": groups.PUSH_USER_STATUS, "request_id": request_id, "data": event["data"]})
+        for request_id, stream in self.online_users_request_ids.items():
+            push = {"action": groups.PUSH_USER_STATUS, "request_id": request_id, "data": event["data"]}
+            await self.send_json(multiplex.wrap(stream, push))
             metrics.event_sent(groups.PUSH_USER_STATUS)

@@ -25,7 +25,7 @@ from chat.core.exceptions import RateLimited
 from chat.events.fanout import local_fanout
 from chat.ops import metrics
 from chat.ops.logging import log_event
-from chat.ws import limits
+from chat.ws import limits, multiplex
 
 logger = logging.getLogger("chat.ws.consumer")  # the name connection logs have always had
 
@@ -172,6 +172,25 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
         if not isinstance(content, dict):
             await self.reply(action=None, status=400, errors=["A frame must be a JSON object."])
             return
+        # DCRF stream multiplexing (§8): the response goes back in the request's stream.
+        try:
+            stream, content = multiplex.unwrap(content)
+        except multiplex.BadEnvelope as exc:
+            stream, content = exc.stream, {}
+            errors = [str(exc)]
+        else:
+            errors = []
+        token = multiplex.current_stream.set(stream)
+        try:
+            if errors:
+                await self.reply(action=None, status=400, errors=errors)
+            else:
+                await self._receive_request(content, throttled)
+        finally:
+            multiplex.current_stream.reset(token)
+
+    async def _receive_request(self, content: dict[str, Any], throttled: RateLimited | None = None) -> None:
+        """Route one decoded request to its action; a missing action or bad request_id gets a 400, a throttled one 429."""
         request_id = limits.request_id_key(content.pop("request_id", None))
         action_name = content.pop("action", None)
         if request_id_error := limits.request_id_error(request_id):
@@ -219,7 +238,9 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
                 request_id=request_id,
                 status=status,
             )
-        await super().reply(action=action, data=data, errors=errors, status=status, request_id=request_id)
+        # DCRF's reply, in the request's stream when it came in one.
+        frame = {"errors": errors or [], "data": data, "action": action, "response_status": status, "request_id": request_id}
+        await self.send_json(multiplex.wrap(multiplex.current_stream.get(), frame))
 
     async def handle_action(self, action: str, request_id: Any, **params: Any) -> None:
         # DCRF checks permissions before it looks the action up: unknown must be 405 for everyone.

@@ -11,7 +11,7 @@ from chat.core.serializers import PkParamSerializer, RoomSerializer, validate
 from chat.events import groups
 from chat.events.streams import room_observer
 from chat.ops import metrics
-from chat.ws import limits
+from chat.ws import limits, multiplex
 from chat.ws.connection import ConsumerMixin
 from chat.ws.protocol import Status
 
@@ -21,11 +21,11 @@ class RoomsMixin(ConsumerMixin):
 
     @db_action(name="list")  # not `def list`: that would shadow the builtin in this class body
     def list_rooms(self, **params: Any) -> Status:
-        return operations.room_list_page(params=params), 200
+        return operations.room_list_page(params=multiplex.params_with_data(params)), 200
 
     @db_action()
     def retrieve(self, **params: Any) -> Status:
-        return RoomSerializer(selectors.room_get(**validate(PkParamSerializer, params))).data, 200
+        return RoomSerializer(selectors.room_get(**validate(PkParamSerializer, multiplex.params_with_data(params)))).data, 200
 
     @db_action()
     def create(self, data: Any = None, **params: Any) -> Status:
@@ -34,8 +34,16 @@ class RoomsMixin(ConsumerMixin):
 
     @db_action()
     def patch(self, data: Any = None, **params: Any) -> Status:
+        return self._update_room(data, params, partial=True)
+
+    @db_action()
+    def update(self, data: Any = None, **params: Any) -> Status:
+        """DCRF's name for a full update (api_docs/PROTOCOL.md §8): like patch, with `name` required."""
+        return self._update_room(data, params, partial=False)
+
+    def _update_room(self, data: Any, params: dict[str, Any], *, partial: bool) -> Status:
         room = selectors.room_get(**validate(PkParamSerializer, params))
-        return operations.room_patch(room=room, user=self.user, data=data), 200
+        return operations.room_patch(room=room, user=self.user, data=data, partial=partial), 200
 
     @db_action()
     def delete(self, **params: Any) -> Status:
@@ -50,7 +58,7 @@ class RoomsMixin(ConsumerMixin):
         limits.check_new_subscription(self, existing=(room_id, request_id) in self.instance_subscriptions)
         await db_thread(selectors.room_assert_exists)(pk=room_id)
         await room_observer.subscribe(self, room_id=room_id, request_id=request_id)
-        self.instance_subscriptions[room_id, request_id] = None
+        self.instance_subscriptions[room_id, request_id] = multiplex.current_stream.get()
         return None, 200
 
     @action()
@@ -68,5 +76,6 @@ class RoomsMixin(ConsumerMixin):
         if action not in (groups.PUSH_UPDATE, groups.PUSH_DELETE):
             return
         for request_id in room_observer.request_ids(self, message["group"]):
-            await self.send_json({"action": action, "request_id": request_id, "pk": event["pk"], "data": event})
+            stream = self.instance_subscriptions.get((event["pk"], request_id))
+            await self.send_json(multiplex.wrap(stream, {"action": action, "request_id": request_id, "pk": event["pk"], "data": event}))
             metrics.event_sent(action, message["committed_at"])
