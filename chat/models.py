@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 MESSAGE_MAX_LENGTH = 500
@@ -15,6 +16,12 @@ CLIENT_ID_MAX_LENGTH = 64
 
 class User(AbstractUser):
     """A chat user; only `id` and `username` are ever exposed."""
+
+    class Meta(AbstractUser.Meta):
+        constraints = [
+            # Case twins ("Alice", "alice") are one name to readers: the database refuses the second.
+            models.UniqueConstraint(Lower("username"), name="chat_user_username_lower_unique"),
+        ]
 
 
 class RoomKind(models.TextChoices):
@@ -132,3 +139,10 @@ class Ban(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["room", "user"], name="ban_room_user_unique")]
+
+
+class Server(models.Model):
+    """A running server process, kept fresh by its heartbeat: its connections live as long as it does."""
+
+    server_id = models.CharField(max_length=64, primary_key=True)
+    seen_at = models.DateTimeField(db_index=True)

@@ -10,7 +10,7 @@ from chat.core.exceptions import NotPresent
 from chat.core.serializers import PkParamSerializer, RoomSerializer, UserSerializer, serialize_many, validate
 from chat.events import groups, realtime
 from chat.ops import metrics
-from chat.ws import multiplex
+from chat.ws import limits, multiplex
 from chat.ws.connection import ConsumerMixin
 from chat.ws.protocol import Status
 
@@ -33,6 +33,7 @@ class PresenceMixin(ConsumerMixin):
     @action()
     async def join_room(self, **params: Any) -> Status:
         room_id = validate(PkParamSerializer, params)["pk"]
+        limits.check_join(self, room_id)
         # Only once the room is known to be visible to the caller does it join its audience; the
         # presence push this join causes is sent by this process after that (realtime.push_presence).
         changed, room = await _enter_room(self.channel_name, room_id, self.user)
@@ -61,11 +62,13 @@ class PresenceMixin(ConsumerMixin):
         if room_id not in self.present_rooms:
             await db_thread(selectors.room_assert_visible)(user=self.user, pk=room_id)
             raise NotPresent()
-        await realtime.push_typing(room_id, self.user)
+        if await limits.typing_push_allowed(user_id=self.user.pk, room_id=room_id):
+            await realtime.push_typing(room_id, self.user)
         return None, 200
 
     @action()
     async def subscribe_to_online_users(self, request_id: Any, **params: Any) -> Status:
+        limits.check_new_subscription(self, existing=request_id in self.online_users_request_ids)
         await self.add_group(groups.ONLINE_USERS_GROUP)
         self.online_users_request_ids[request_id] = multiplex.current_stream.get()
         return {"users": await _online_users_json()}, 200
