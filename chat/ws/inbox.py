@@ -28,6 +28,7 @@ from chat.events import groups, realtime
 from chat.events.streams import room_observer
 from chat.models import Membership, User
 from chat.ops import metrics
+from chat.ws import limits
 from chat.ws.connection import ConsumerMixin
 from chat.ws.protocol import Status
 
@@ -51,7 +52,7 @@ class InboxMixin(_InboxBase):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.inbox_request_ids: dict[Any, None] = {}
+        self.my_rooms_request_ids: dict[Any, None] = {}
         self.inbox_rooms: dict[int, None] = {}  # the rooms whose message groups the inbox holds
         # Bumped on every membership event of a room: slower work started before one is stale.
         self.membership_versions: dict[int, int] = {}
@@ -72,8 +73,9 @@ class InboxMixin(_InboxBase):
 
     @action()
     async def subscribe_to_my_rooms(self, request_id: Any, **params: Any) -> Status:
-        first = not self.inbox_request_ids
-        self.inbox_request_ids[request_id] = None  # from now on membership events keep the inbox current
+        limits.check_new_subscription(self, existing=request_id in self.my_rooms_request_ids)
+        first = not self.my_rooms_request_ids
+        self.my_rooms_request_ids[request_id] = None  # from now on membership events keep the inbox current
         if first:
             versions = dict(self.membership_versions)
             try:
@@ -82,7 +84,7 @@ class InboxMixin(_InboxBase):
                 fresh = [room_id for room_id in room_ids if self.membership_versions.get(room_id) == versions.get(room_id)]
                 await asyncio.gather(*(self._inbox_hold(room_id) for room_id in fresh))
             except Exception:
-                self.inbox_request_ids.pop(request_id, None)
+                self.my_rooms_request_ids.pop(request_id, None)
                 for room_id in list(self.inbox_rooms):
                     await self._inbox_release(room_id)
                 raise
@@ -106,7 +108,7 @@ class InboxMixin(_InboxBase):
             await self.remove_group(groups.room_messages_group(room_id))  # no stream of the room needs it either
 
     async def _inbox_push(self, push: str, room_id: int, data_json: str) -> None:
-        for request_id in self.inbox_request_ids:
+        for request_id in self.my_rooms_request_ids:
             await self.send_text(f'{{"action": "{push}", "request_id": {json.dumps(request_id)}, "room": {room_id}, "data": {data_json}}}')
             metrics.event_sent(push)
 
@@ -124,7 +126,7 @@ class InboxMixin(_InboxBase):
         room_id, role = event["room"], event["role"]
         self.membership_versions[room_id] = self.membership_versions.get(room_id, 0) + 1
         if role is not None:
-            if self.inbox_request_ids:
+            if self.my_rooms_request_ids:
                 # Reading the room waits on the database: not in the fan-out's delivery loop.
                 self.detach(self._inbox_gained(room_id, self.membership_versions[room_id]))
             return
@@ -158,7 +160,7 @@ class InboxMixin(_InboxBase):
 
     async def _inbox_gained(self, room_id: int, version: int) -> None:
         found = await _inbox_room(self.user, room_id)
-        if found is None or self.membership_versions.get(room_id) != version or not self.inbox_request_ids:
+        if found is None or self.membership_versions.get(room_id) != version or not self.my_rooms_request_ids:
             return
         room, role = found
         await self._inbox_hold(room_id)
