@@ -11,7 +11,7 @@ from chat.models import Message, Room, User
 
 pytestmark = pytest.mark.django_db
 
-MESSAGE_KEYS = {"id", "room", "seq", "user", "text", "client_id", "created_at", "created_at_formatted", "edited_at"}
+MESSAGE_KEYS = {"id", "room", "seq", "user", "text", "client_id", "created_at", "created_at_formatted", "edited_at", "reply_to", "reactions"}
 
 
 def post(client: APIClient, room: Room, **body: object):  # type: ignore[no-untyped-def]
@@ -144,7 +144,7 @@ def test_history_of_missing_room_is_404(api: APIClient) -> None:
 def test_history_query_count_is_constant(api: APIClient, room: Room, user: User, django_assert_max_num_queries) -> None:  # type: ignore[no-untyped-def]
     for i in range(30):
         services.message_store(room_id=room.pk, author=user, text=f"m{i}")
-    with django_assert_max_num_queries(3):  # token, room exists, messages with authors
+    with django_assert_max_num_queries(4):  # token, room exists, messages with authors, their reactions
         assert len(api.get(f"/api/rooms/{room.pk}/messages/").json()["results"]) == 30
 
 

@@ -1,5 +1,6 @@
 """The JSON objects of PROTOCOL.md §1, shared by the HTTP API, the WebSocket consumer and the observers."""
 
+import unicodedata
 from typing import Any
 
 from django.contrib.auth import password_validation
@@ -8,13 +9,20 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
-from chat.models import CLIENT_ID_MAX_LENGTH, MESSAGE_MAX_LENGTH, ROOM_NAME_MAX_LENGTH, Message, Room, User
+from chat.core import selectors
+from chat.models import CLIENT_ID_MAX_LENGTH, EMOJI_MAX_LENGTH, MESSAGE_MAX_LENGTH, ROOM_NAME_MAX_LENGTH, Message, Room, User
 
 CREATED_AT_FORMAT = "%d-%m-%Y %H:%M:%S"
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 50
 # A page becomes an SQL OFFSET, which must fit the database's signed 64-bit integers.
 MAX_PAGE = (2**63 - 1) // MAX_PAGE_SIZE
+# Ids are PostgreSQL bigints: a larger number is no id, and must not reach the database.
+MAX_ID = 2**63 - 1
+SEARCH_QUERY_MAX_LENGTH = 200
+SEARCH_MAX_LIMIT = 100
+SEARCH_DEFAULT_LIMIT = 20
+USERNAME_MAX_LENGTH = 150
 
 
 def validate(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
@@ -78,22 +86,67 @@ class RegisterSerializer(serializers.ModelSerializer):
         return attrs
 
 
+class EmojiField(StrictCharField):
+    """A reaction's emoji: 1-32 characters, no whitespace or control characters, taken as sent."""
+
+    default_error_messages = {"whitespace": "An emoji may not contain whitespace or control characters."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=EMOJI_MAX_LENGTH, trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if any(char.isspace() or unicodedata.category(char) == "Cc" for char in value):
+            self.fail("whitespace")
+        return value
+
+
+class ReactionSerializer(serializers.Serializer):
+    """One emoji on a message: how many reacted with it, and who (the shape of selectors.reactions_by_message)."""
+
+    emoji = serializers.CharField()
+    count = serializers.IntegerField(min_value=1)
+    user_ids = serializers.ListField(child=serializers.IntegerField())
+
+
 class MessageSerializer(serializers.ModelSerializer):
-    """A message; also validates `text` and `client_id` on create and edit."""
+    """A message; also validates `text`, `client_id` and `reply_to` on create and edit."""
 
     room = serializers.IntegerField(source="room_id", read_only=True)
     user = UserSerializer(read_only=True)
     text = StrictCharField(max_length=MESSAGE_MAX_LENGTH)
     client_id = StrictCharField(max_length=CLIENT_ID_MAX_LENGTH, required=False, allow_null=True)
     created_at_formatted = serializers.SerializerMethodField()
+    reply_to = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, allow_null=True)
+    reactions = serializers.SerializerMethodField()
 
     class Meta:
         model = Message
-        fields = ["id", "room", "seq", "user", "text", "client_id", "created_at", "created_at_formatted", "edited_at"]
+        fields = [
+            "id",
+            "room",
+            "seq",
+            "user",
+            "text",
+            "client_id",
+            "created_at",
+            "created_at_formatted",
+            "edited_at",
+            "reply_to",
+            "reactions",
+        ]
         read_only_fields = ["id", "seq", "created_at", "edited_at"]
 
     def get_created_at_formatted(self, message: Message) -> str:
         return message.created_at.strftime(CREATED_AT_FORMAT)
+
+    @extend_schema_field(ReactionSerializer(many=True))
+    def get_reactions(self, message: Message) -> list[dict[str, Any]]:
+        # Pages of messages come with their reactions read in one query (selectors.attach_reactions);
+        # only a lone message read some other way costs a query here.
+        if not hasattr(message, "reaction_summary"):
+            selectors.attach_reactions([message])
+        return message.reaction_summary
 
 
 class RoomSerializer(serializers.ModelSerializer):
@@ -150,6 +203,61 @@ class MessageParamsSerializer(serializers.Serializer):
 
     message = StrictCharField(max_length=MESSAGE_MAX_LENGTH)
     client_id = StrictCharField(max_length=CLIENT_ID_MAX_LENGTH, required=False, allow_null=True)
+    reply_to = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, allow_null=True)
+
+
+class EmojiParamSerializer(serializers.Serializer):
+    """The `emoji` of add_reaction / remove_reaction (and of the HTTP reactions endpoint)."""
+
+    emoji = EmojiField()
+
+
+class ReactionParamsSerializer(EmojiParamSerializer):
+    """add_reaction / remove_reaction parameters over WebSocket: the message and the emoji."""
+
+    pk = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+
+
+class MessageSearchParamsSerializer(serializers.Serializer):
+    """search_messages parameters over WebSocket."""
+
+    query = StrictCharField(max_length=SEARCH_QUERY_MAX_LENGTH)
+    pk = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
+    limit = serializers.IntegerField(min_value=1, max_value=SEARCH_MAX_LIMIT, default=SEARCH_DEFAULT_LIMIT)
+    before_id = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
+
+
+class MessageSearchQuerySerializer(serializers.Serializer):
+    """GET /api/messages/search/ query parameters: the same as search_messages, named `q` and `room`."""
+
+    q = StrictCharField(max_length=SEARCH_QUERY_MAX_LENGTH, help_text="1-200 characters: words that must all appear, in any order.")
+    room = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, help_text="Only this room.")
+    limit = serializers.IntegerField(min_value=1, max_value=SEARCH_MAX_LIMIT, default=SEARCH_DEFAULT_LIMIT)
+    before_id = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, help_text="Older than this message id.")
+
+
+class MessageSearchPageSerializer(serializers.Serializer):
+    """A page of search results, newest first (for the OpenAPI schema)."""
+
+    results = MessageSerializer(many=True)
+    has_more = serializers.BooleanField()
+
+
+class UserSearchParamsSerializer(serializers.Serializer):
+    """GET /api/users/ query parameters: a username prefix and the page."""
+
+    search = StrictCharField(
+        max_length=USERNAME_MAX_LENGTH, required=False, allow_blank=True, trim_whitespace=False, help_text="Username prefix, any case."
+    )
+    page = serializers.IntegerField(min_value=1, max_value=MAX_PAGE, default=1)
+    page_size = serializers.IntegerField(min_value=1, max_value=MAX_PAGE_SIZE, default=DEFAULT_PAGE_SIZE)
+
+
+class UserPageSerializer(serializers.Serializer):
+    """A page of users (for the OpenAPI schema)."""
+
+    results = UserSerializer(many=True)
+    count = serializers.IntegerField()
 
 
 class RoomParamSerializer(serializers.Serializer):

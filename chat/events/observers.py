@@ -4,6 +4,7 @@ import contextlib
 import contextvars
 import logging
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -65,10 +66,27 @@ class FanoutObserver(ModelObserver):
 class MessageObserver(FanoutObserver):
     """FanoutObserver for messages, minus the events of messages deleted with their room."""
 
+    # Every message observer, for changes that reach a message without writing its row (reactions).
+    instances: "weakref.WeakSet[MessageObserver]" = weakref.WeakSet()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        MessageObserver.instances.add(self)
+
     def database_event(self, instance: Model, action: Action) -> None:
         if action is Action.DELETE and getattr(instance, "room_id", None) == _room_being_deleted.get():
             return
         super().database_event(instance, action)
+
+
+def message_changed(message: Model) -> None:
+    """Send the message's `update` event after commit, as saving it would, although its row did not change.
+
+    A reaction changes what the message's JSON says but not the message row: saving the
+    row just to wake the observers would cost a write and a lock for nothing.
+    """
+    for observer in list(MessageObserver.instances):
+        observer.database_event(message, Action.UPDATE)
 
 
 def fanout_observer(model: type[Model], observer_class: type[FanoutObserver] = FanoutObserver) -> Callable[[Any], FanoutObserver]:

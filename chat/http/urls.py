@@ -11,6 +11,8 @@ router.register("messages", views.MessageViewSet, basename="message")
 urlpatterns = [
     path("auth/register/", views.RegisterView.as_view(), name="register"),
     path("auth/token/", obtain_auth_token, name="token"),
+    path("auth/logout/", views.LogoutView.as_view(), name="logout-api"),
+    path("users/", views.UserListView.as_view(), name="users"),
     path("users/me/", views.MeView.as_view(), name="me"),
     path("", include(router.urls)),
 ]

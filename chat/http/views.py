@@ -2,8 +2,10 @@
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
-from rest_framework import generics, status, viewsets
+from django.contrib.auth import logout
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status, views, viewsets
+from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -11,12 +13,17 @@ from rest_framework.response import Response
 
 from chat.core import selectors, services
 from chat.core.serializers import (
+    EmojiParamSerializer,
     MessageHistoryParamsSerializer,
+    MessageSearchPageSerializer,
+    MessageSearchQuerySerializer,
     MessageSerializer,
     PkParamSerializer,
     RegisterSerializer,
     RoomListParamsSerializer,
     RoomSerializer,
+    UserPageSerializer,
+    UserSearchParamsSerializer,
     UserSerializer,
     validate,
 )
@@ -34,6 +41,28 @@ class RegisterView(generics.CreateAPIView):
         data = validate(RegisterSerializer, request.data)
         user = services.user_register(username=data["username"], password=data["password"])
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class LogoutView(views.APIView):
+    """Revoke the API token this request carries (its WebSocket connections close with 4401); end a browser session."""
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request) -> Response:
+        if isinstance(request.auth, Token):
+            services.token_revoke(token=request.auth)
+        else:  # signed in by the session cookie: there is no token to revoke, end the session instead
+            logout(request._request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class UserListView(views.APIView):
+    """Users by username prefix (any case), paginated: how a client finds someone to open a direct room with."""
+
+    @extend_schema(parameters=[UserSearchParamsSerializer], responses=UserPageSerializer)
+    def get(self, request: Request) -> Response:
+        params = validate(UserSearchParamsSerializer, request.query_params)
+        users, count = selectors.user_search(prefix=params.get("search", ""), page=params["page"], page_size=params["page_size"])
+        return Response({"results": UserSerializer(users, many=True).data, "count": count})
 
 
 class MeView(generics.RetrieveAPIView):
@@ -106,15 +135,17 @@ class RoomViewSet(viewsets.GenericViewSet):
             messages, has_more = selectors.message_history(room_id=room_id, **params)
             return Response({"results": MessageSerializer(messages, many=True).data, "has_more": has_more})
         data = validate(MessageSerializer, request.data)
-        message, created = services.message_create(room_id=room_id, author=request.user, text=data["text"], client_id=data.get("client_id"))
+        message, created = services.message_create(
+            room_id=room_id, author=request.user, text=data["text"], client_id=data.get("client_id"), reply_to=data.get("reply_to")
+        )
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class MessageViewSet(viewsets.GenericViewSet):
-    """One message: edit its text or delete it."""
+    """One message: edit its text, delete it, react to it; and search all messages."""
 
     serializer_class = MessageSerializer
-    http_method_names = ["patch", "delete", "options"]
+    http_method_names = ["get", "post", "patch", "delete", "options"]
     # Only for the OpenAPI schema (the pk's type); reads go through chat.core.selectors.
     queryset = Message.objects.none()
 
@@ -131,3 +162,33 @@ class MessageViewSet(viewsets.GenericViewSet):
     def destroy(self, request: Request, pk: str) -> Response:
         services.message_delete(message=self.get_object(), user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        methods=["post"], request=EmojiParamSerializer, responses={201: MessageSerializer, 200: MessageSerializer}, summary="add_reaction"
+    )
+    @extend_schema(
+        methods=["delete"],
+        request=EmojiParamSerializer,
+        parameters=[OpenApiParameter("emoji", str, description="The emoji, when the client cannot send a DELETE body.")],
+        responses={200: MessageSerializer},
+        summary="remove_reaction",
+    )
+    @action(detail=True, methods=["post", "delete"])
+    def reactions(self, request: Request, pk: str) -> Response:
+        message_id = validate(PkParamSerializer, {"pk": pk})["pk"]
+        body = request.data if request.data else request.query_params
+        emoji = validate(EmojiParamSerializer, body)["emoji"]
+        if request.method == "POST":
+            message, created = services.reaction_add(message_id=message_id, user=request.user, emoji=emoji)
+            return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        message = services.reaction_remove(message_id=message_id, user=request.user, emoji=emoji)
+        return Response(MessageSerializer(message).data)
+
+    @extend_schema(parameters=[MessageSearchQuerySerializer], responses=MessageSearchPageSerializer)
+    @action(detail=False, methods=["get"])
+    def search(self, request: Request) -> Response:
+        params = validate(MessageSearchQuerySerializer, request.query_params)
+        messages, has_more = selectors.message_search(
+            user=request.user, query=params["q"], room_id=params.get("room"), limit=params["limit"], before_id=params.get("before_id")
+        )
+        return Response({"results": MessageSerializer(messages, many=True).data, "has_more": has_more})

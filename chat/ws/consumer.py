@@ -45,6 +45,7 @@ from chat.events.observers import MessageObserver, fanout_observer
 from chat.models import Message, Room
 from chat.ops import metrics
 from chat.ops.logging import log_event
+from chat.ws.social import SocialActionsMixin
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def _online_users_json() -> list[dict[str, Any]]:
     return UserSerializer(selectors.online_users(), many=True).data
 
 
-class RoomConsumer(GenericAsyncAPIConsumer):
+class RoomConsumer(SocialActionsMixin, GenericAsyncAPIConsumer):
     """One authenticated connection: any number of rooms, subscriptions and presences."""
 
     permission_classes = (IsAuthenticated,)
@@ -332,7 +333,9 @@ class RoomConsumer(GenericAsyncAPIConsumer):
     def create_message(self, **params: Any) -> Status:
         room_id = validate(RoomParamSerializer, {"room": params.get("room", self.last_joined_room)})["room"]
         data = validate(MessageParamsSerializer, params)
-        message, created = services.message_create(room_id=room_id, author=self.user, text=data["message"], client_id=data.get("client_id"))
+        message, created = services.message_create(
+            room_id=room_id, author=self.user, text=data["message"], client_id=data.get("client_id"), reply_to=data.get("reply_to")
+        )
         return MessageSerializer(message).data, 201 if created else 200
 
     @db_action()

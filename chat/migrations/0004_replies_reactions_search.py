@@ -1,0 +1,66 @@
+"""Replies, reactions and full-text search of messages (PROTOCOL.md §7).
+
+On PostgreSQL the search is an expression GIN index over the message text: the 'simple'
+text-search configuration (no stemming or stop words, so words of any language match as
+typed) of the text with its accents removed. `unaccent()` itself is only STABLE (its
+dictionary could change), so an index needs an IMMUTABLE wrapper; chat_unaccent pins the
+dictionary by name. Other databases get no index: their search is a per-word LIKE.
+"""
+
+import django.db.models.deletion
+from django.conf import settings
+from django.db import migrations, models
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations.state import StateApps
+
+SEARCH_SQL = [
+    "CREATE EXTENSION IF NOT EXISTS unaccent",
+    # Schema-qualified, so the function behaves the same whatever the caller's search_path.
+    """CREATE OR REPLACE FUNCTION chat_unaccent(text) RETURNS text
+       LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
+       AS $$ SELECT public.unaccent('public.unaccent'::regdictionary, $1) $$""",
+    """CREATE INDEX IF NOT EXISTS message_text_search ON chat_message
+       USING gin (to_tsvector('simple'::regconfig, chat_unaccent(text)))""",
+]
+UNDO_SEARCH_SQL = ["DROP INDEX IF EXISTS message_text_search", "DROP FUNCTION IF EXISTS chat_unaccent(text)"]
+
+
+def create_search_index(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
+    if schema_editor.connection.vendor == "postgresql":
+        for statement in SEARCH_SQL:
+            schema_editor.execute(statement)
+
+
+def drop_search_index(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
+    if schema_editor.connection.vendor == "postgresql":
+        for statement in UNDO_SEARCH_SQL:
+            schema_editor.execute(statement)
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('chat', '0001_initial'),
+    ]
+
+    operations = [
+        migrations.AddField(
+            model_name='message',
+            name='reply_to',
+            field=models.PositiveBigIntegerField(blank=True, null=True),
+        ),
+        migrations.CreateModel(
+            name='Reaction',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('emoji', models.CharField(max_length=32)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('message', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='reactions', to='chat.message')),
+                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='reactions', to=settings.AUTH_USER_MODEL)),
+            ],
+            options={
+                'constraints': [models.UniqueConstraint(fields=('message', 'user', 'emoji'), name='reaction_message_user_emoji_unique')],
+            },
+        ),
+        migrations.RunPython(create_search_index, drop_search_index),
+    ]
