@@ -11,7 +11,10 @@ from chat.models import Message, Room, User
 
 pytestmark = pytest.mark.django_db
 
-MESSAGE_KEYS = {"id", "room", "seq", "user", "text", "client_id", "created_at", "created_at_formatted", "edited_at", "reply_to", "reactions"}
+MESSAGE_KEYS = {"id", "room", "seq", "user", "text", "client_id", "created_at", "created_at_formatted", "edited_at"} | {
+    "reply_to",
+    "reactions",
+}
 
 
 def post(client: APIClient, room: Room, **body: object):  # type: ignore[no-untyped-def]

@@ -1,8 +1,8 @@
 """How message text is matched against a search query, per database (PROTOCOL.md §7 search_messages).
 
-PostgreSQL: full-text search on the expression GIN index of migration 0004, the 'simple'
-configuration over the unaccented text, with plainto_tsquery's semantics (every word must
-appear, in any order; case and accents ignored). Other databases (the embedded SQLite
+PostgreSQL: full-text search on the GIN-indexed `search_vector` column of migration 0004
+(the 'simple' configuration over the unaccented text), with plainto_tsquery's semantics
+(every word must appear, in any order; case and accents ignored). Other databases (the embedded SQLite
 default): every whitespace-separated word must appear, case-insensitively, as a substring.
 """
 
@@ -12,8 +12,8 @@ from django.db.models.expressions import RawSQL
 
 from chat.models import Message
 
-# Must stay the exact expression of the index in migration 0004, or PostgreSQL cannot use the index.
-_TSVECTOR = 'to_tsvector(\'simple\'::regconfig, chat_unaccent("chat_message"."text"))'
+# A column of migration 0004's own, not a model field: only PostgreSQL has it.
+_TSVECTOR = '"chat_message"."search_vector"'
 _TSQUERY = "plainto_tsquery('simple'::regconfig, chat_unaccent(%s))"
 
 

@@ -1,10 +1,15 @@
 """Replies, reactions and full-text search of messages (PROTOCOL.md §7).
 
-On PostgreSQL the search is an expression GIN index over the message text: the 'simple'
+On PostgreSQL each message gets a stored generated column `search_vector`: the 'simple'
 text-search configuration (no stemming or stop words, so words of any language match as
-typed) of the text with its accents removed. `unaccent()` itself is only STABLE (its
-dictionary could change), so an index needs an IMMUTABLE wrapper; chat_unaccent pins the
-dictionary by name. Other databases get no index: their search is a per-word LIKE.
+typed) of its text with accents removed, with a GIN index. Stored rather than an index on
+the expression: a search for common words walks the newest messages and checks each one,
+and recomputing the vector per row made that 300 times slower (bench/README.md, search).
+`unaccent()` is only STABLE (its dictionary could change), so a generated column needs an
+IMMUTABLE wrapper; chat_unaccent pins the dictionary by name. The column is not a model
+field (Django never reads or writes it), so other databases simply do not have it: their
+search is a per-word LIKE. Changing the type of chat_message.text later means dropping
+and re-adding this column around it.
 """
 
 import django.db.models.deletion
@@ -19,10 +24,15 @@ SEARCH_SQL = [
     """CREATE OR REPLACE FUNCTION chat_unaccent(text) RETURNS text
        LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
        AS $$ SELECT public.unaccent('public.unaccent'::regdictionary, $1) $$""",
-    """CREATE INDEX IF NOT EXISTS message_text_search ON chat_message
-       USING gin (to_tsvector('simple'::regconfig, chat_unaccent(text)))""",
+    """ALTER TABLE chat_message ADD COLUMN search_vector tsvector
+       GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, chat_unaccent(text))) STORED""",
+    "CREATE INDEX message_text_search ON chat_message USING gin (search_vector)",
 ]
-UNDO_SEARCH_SQL = ["DROP INDEX IF EXISTS message_text_search", "DROP FUNCTION IF EXISTS chat_unaccent(text)"]
+UNDO_SEARCH_SQL = [
+    "DROP INDEX IF EXISTS message_text_search",
+    "ALTER TABLE chat_message DROP COLUMN IF EXISTS search_vector",
+    "DROP FUNCTION IF EXISTS chat_unaccent(text)",
+]
 
 
 def create_search_index(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
