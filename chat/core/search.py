@@ -21,6 +21,11 @@ def messages_matching(messages: QuerySet[Message], query: str) -> QuerySet[Messa
     """These messages, narrowed to those whose text matches the query."""
     if connection.vendor == "postgresql":
         return messages.filter(RawSQL(f"{_TSVECTOR} @@ {_TSQUERY}", [query], output_field=BooleanField()))
+    return words_matching(messages, query)
+
+
+def words_matching(messages: QuerySet[Message], query: str) -> QuerySet[Message]:
+    """These messages, narrowed to those containing every word of the query, ignoring case (no index)."""
     words = query.split()
     condition = Q()
     for word in words:

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from chat.core.exceptions import MessageNotFound, RoomNotFound
@@ -218,19 +219,22 @@ def message_search(
     if room_id is not None:
         if not visible.filter(pk=room_id).exists():
             raise RoomNotFound()
-        messages = messages.filter(room_id=room_id)
+        # Within a room seq orders like id, and lets a common word walk only this room's
+        # (room, seq) index backwards instead of every room's newest messages.
+        messages, newest_first = messages.filter(room_id=room_id), "-seq"
     else:
-        messages = messages.filter(room_id__in=visible.values("pk"))
+        messages, newest_first = messages.filter(room_id__in=visible.values("pk")), "-pk"
     if before_id is not None:
         messages = messages.filter(pk__lt=before_id)
-    batch = list(messages_matching(messages, query).order_by("-pk")[: limit + 1])
+    batch = list(messages_matching(messages, query).order_by(newest_first)[: limit + 1])
     return attach_reactions(batch[:limit]), len(batch) > limit
 
 
 def user_search(*, prefix: str = "", page: int = 1, page_size: int = 50) -> tuple[list[User], int]:
-    """One page of active users whose username starts with the prefix (any case), by username, and the total count."""
+    """One page of active users whose username starts with the prefix (any case), by username in any case, and the total count."""
     users = User.objects.filter(is_active=True)
     if prefix:
         users = users.filter(username__istartswith=prefix)
     offset = (page - 1) * page_size
-    return list(users.only("id", "username").order_by("username", "pk")[offset : offset + page_size]), users.count()
+    page_users = users.only("id", "username").order_by(Lower("username"), "username")[offset : offset + page_size]
+    return list(page_users), users.count()
