@@ -9,11 +9,18 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test services chromium migrate clean cluster bench
+.PHONY: run test check services chromium migrate clean cluster bench
 
+# Runtime packages only (make run, make cluster).
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+# Runtime plus tests, benchmark, lint and type checks (make test, make bench).
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
 ## Install, migrate and serve on http://$(HOST):$(PORT) (SQLite + in-memory layer unless DATABASE_URL/REDIS_URL are set).
@@ -25,9 +32,15 @@ run: $(VENV)/.installed
 cluster: $(VENV)/.installed services
 	PY=$(PY) scripts/run-cluster.sh
 
-## Install, make sure PostgreSQL and Redis are up, and run the whole suite against them.
-test: $(VENV)/.installed services chromium
+## Install, make sure PostgreSQL and Redis are up, check format, lint and types, and run the whole suite against them.
+test: $(VENV)/.installed-dev services chromium check
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) REQUIRE_SERVICES=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+## Format, lint and type checks (pyproject.toml); part of `make test`.
+check: $(VENV)/.installed-dev
+	$(PY) -m ruff format --check .
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 services:
 	scripts/ensure-services.sh
@@ -37,7 +50,7 @@ chromium:
 	scripts/ensure-chromium.sh
 
 ## Benchmark: fan-out, latency, connection capacity; 4 server configurations in < 10 min (bench/README.md). BENCH_ARGS=--help
-bench: $(VENV)/.installed services
+bench: $(VENV)/.installed-dev services
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:

@@ -4,7 +4,7 @@ The views in chat/http/views.py validate input with shared serializers and retur
 hand-built envelopes (`{"results", "count"}`), which drf-spectacular cannot infer.
 The extensions below replace each view, for schema generation only, with a
 subclass carrying the exact request bodies, response bodies and error responses
-of PROTOCOL.md §4. Requests are served by the original views.
+of api_docs/PROTOCOL.md §4. Requests are served by the original views.
 """
 
 from typing import Any
@@ -80,7 +80,7 @@ class RegisterViewSchema(OpenApiViewExtension):
     target_class = "chat.http.views.RegisterView"
 
     def view_replacement(self) -> Any:
-        class Fixed(self.target_class):  # type: ignore[name-defined,misc]
+        class Fixed(self.target):  # type: ignore[name-defined]
             @extend_schema(
                 summary="Create an account",
                 request=CREDENTIALS,
@@ -100,7 +100,7 @@ class ObtainTokenSchema(OpenApiViewExtension):
     priority = 1  # over drf-spectacular's own extension for this view
 
     def view_replacement(self) -> Any:
-        class Fixed(self.target_class):  # type: ignore[name-defined,misc]
+        class Fixed(self.target):  # type: ignore[name-defined]
             @extend_schema(
                 summary="Get your API token",
                 description="Send it as `Authorization: Token <key>` over HTTP, and on the WebSocket handshake "
@@ -123,7 +123,7 @@ class MeViewSchema(OpenApiViewExtension):
 
     def view_replacement(self) -> Any:
         return extend_schema_view(get=extend_schema(summary="The authenticated user", responses={200: UserSerializer, **_errors(401)}))(
-            self.target_class
+            self.target
         )
 
 
@@ -182,7 +182,7 @@ class RoomViewSetSchema(OpenApiViewExtension):
                     examples=[OpenApiExample("message", value={"text": "hello", "client_id": "6f1c2a"}, request_only=True)],
                 ),
             ],
-        )(self.target_class)
+        )(self.target)
 
 
 class MessageViewSetSchema(OpenApiViewExtension):
@@ -201,10 +201,10 @@ class MessageViewSetSchema(OpenApiViewExtension):
                 summary="Delete a message (author or room host)",
                 responses={204: OpenApiResponse(description="Deleted."), **_errors(400, 401, 403, 404)},
             ),
-        )(self.target_class)
+        )(self.target)
 
 
-# Response objects that must not grow fields silently (PROTOCOL.md §1: "Nothing else").
+# Response objects that must not grow fields silently (api_docs/PROTOCOL.md §1: "Nothing else").
 STRICT_COMPONENTS = ("User", "Room", "Message", "RoomPage", "MessagePage", "Token", "ErrorDetail")
 
 

@@ -371,10 +371,14 @@ class Worker:
         subscribers = [client for client in self.clients if client.spec.subscribe]
         expected = {int(room): n for room, n in expected.items()}
         previous, self.expected = self.expected, expected
+
+        def expected_of(client: Client, counts: dict[int, int] = expected) -> int:
+            return counts.get(client.spec.room, 0) if client.spec.room is not None else 0
+
         deadline = time.monotonic() + timeout
         last_total, last_change = -1, time.monotonic()
         while True:
-            missing = sum(max(0, expected.get(c.spec.room, 0) - c.unique) for c in subscribers if not c.closed_by_server)
+            missing = sum(max(0, expected_of(c) - c.unique) for c in subscribers if not c.closed_by_server)
             total = sum(c.unique for c in subscribers)
             now = time.monotonic()
             if total != last_total:
@@ -385,14 +389,14 @@ class Worker:
             await asyncio.sleep(0.05)
         # Late duplicates would show up right after the last expected message.
         await asyncio.sleep(0.2)
-        lost = sum(max(0, expected.get(c.spec.room, 0) - c.unique) for c in subscribers)
+        lost = sum(max(0, expected_of(c) - c.unique) for c in subscribers)
         # Deliveries beyond the acknowledged count: messages whose response came after the post phase gave up.
-        unexpected = sum(max(0, c.unique - expected.get(c.spec.room, 0)) for c in subscribers)
+        unexpected = sum(max(0, c.unique - expected_of(c)) for c in subscribers)
         stats = self.stats
         return {
             "subscribers": len(subscribers),
             # This phase's share: the acknowledgements counted at the previous drain were expected then.
-            "expected": sum(expected.get(c.spec.room, 0) - previous.get(c.spec.room, 0) for c in subscribers),
+            "expected": sum(expected_of(c) - expected_of(c, previous) for c in subscribers),
             "delivered": stats.delivered,
             "stale": stats.stale,
             "lost": lost,

@@ -102,7 +102,7 @@ class Measurement:
 
     def __init__(self, servers: ServerGroup, pool: Pool | None = None) -> None:
         self.servers = servers
-        self.client_pids = [proc.pid for proc in pool.procs] if pool else []
+        self.client_pids = [proc.pid for proc in pool.procs if proc.pid is not None] if pool else []
         self.server0 = servers.cpu_seconds()
         self.client0 = safe_cpu_seconds(self.client_pids)
         self.machine0 = machine_busy_cpu_seconds()
@@ -116,7 +116,7 @@ class Measurement:
         self.wall = time.monotonic() - self.t0
         return self.server, self.wall
 
-    def breakdown(self) -> dict[str, float]:
+    def breakdown(self) -> dict[str, float | None]:
         return {
             "wall_s": round(self.wall, 3),
             "server_cpu_s": round(self.server, 3),

@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,7 +74,7 @@ def lock_database(base_url: str, name: str, *, wait: float = 900.0) -> Any:
     key = f"bench:{name}"
     deadline = time.monotonic() + wait
     warned = False
-    while not conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()[0]:
+    while not (conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone() or (False,))[0]:
         if time.monotonic() > deadline:
             conn.close()
             raise SystemExit(f"another bench run still holds database {name!r}: use --database to run beside it")
@@ -117,10 +117,10 @@ def drop_redis_keys(redis_url: str, prefix: str) -> int:
     for key in client.scan_iter(match=f"{prefix}*", count=1000):
         batch.append(key)
         if len(batch) >= 1000:
-            deleted += client.delete(*batch)
+            deleted += cast(int, client.delete(*batch))
             batch = []
     if batch:
-        deleted += client.delete(*batch)
+        deleted += cast(int, client.delete(*batch))
     client.close()
     return deleted
 
@@ -131,9 +131,10 @@ def redis_observation(redis_url: str, prefix: str) -> dict[str, Any]:
 
     client = redis.Redis.from_url(redis_url)
     try:
-        channels = len(client.pubsub_channels(f"{prefix}*"))
+        # redis-py types the sync client's replies as "maybe awaitable".
+        channels = len(cast(list[bytes], client.pubsub_channels(f"{prefix}*")))
         keys = sum(1 for _ in client.scan_iter(match=f"{prefix}*", count=1000))
-        cpu = client.info("cpu")
+        cpu = cast(dict[str, Any], client.info("cpu"))
     finally:
         client.close()
     return {

@@ -81,7 +81,8 @@ class StockRoomConsumer(AsyncJsonWebsocketConsumer):
         return None, 200
 
     async def do_create_message(self, content: dict[str, Any]) -> tuple[Any, int]:
-        room_id = int(content.get("room") or self.last_room)
+        room: Any = content.get("room") or self.last_room
+        room_id = int(room)
 
         def create() -> tuple[Any, bool]:
             message, created = services.message_create(

@@ -8,4 +8,6 @@ class ChatConfig(AppConfig):
     name = "chat"
 
     def ready(self) -> None:
-        from chat.events import signals  # noqa: F401  (connects the receivers)
+        # Connected here, not by importing the consumer, so every process that writes
+        # through the services publishes its events (shell, management commands, workers).
+        from chat.events import signals, streams  # noqa: F401

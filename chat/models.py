@@ -27,6 +27,11 @@ class Room(models.Model):
     last_seq = models.PositiveBigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # Not columns. Live state for §1's Room object, set by chat.core.selectors (room_get, room_list)
+    # before a RoomSerializer reads them: the users present (§1 User dicts) and the newest message.
+    current_users: list[dict[str, Any]]
+    last_message: "Message | None"
+
     class Meta:
         ordering = ["pk"]
 

@@ -23,7 +23,6 @@ application = ProtocolTypeRouter(
 
 # Everything loaded so far (Django, the apps, DRF, Channels: a few hundred thousand
 # objects) lives as long as the process. Freezing it keeps the collector's full passes
-# from walking it again and again, which stalls the event loop mid-fan-out. Measured
-# with `python -m bench --configs daphne-pubsub-1 --scenarios room --subscribers 100`
-# (p99 at 50 msg/s), five runs each: without 23-126 ms (median 89), with 15-32 ms (median 20).
+# from walking it again and again, which stalls the event loop mid-fan-out (the p99
+# latency it saves is in bench/README.md).
 gc.freeze()

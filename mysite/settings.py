@@ -7,6 +7,7 @@ and DEBUG=false; see the configuration table in README.md.
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -192,6 +193,7 @@ if REDIS_URL:
     # queues in Redis. Figures in bench/README.md; either way the database and
     # after_seq are the truth, the layer is best-effort.
     CHANNEL_LAYER = env_str("CHANNEL_LAYER", "pubsub")
+    CHANNEL_LAYERS: dict[str, dict[str, Any]]
     if CHANNEL_LAYER == "pubsub":
         CHANNEL_LAYERS = {
             "default": {
@@ -214,7 +216,7 @@ if REDIS_URL:
         }
     else:
         raise ImproperlyConfigured(f"CHANNEL_LAYER must be pubsub or core, not {CHANNEL_LAYER!r}")
-    CACHES = {
+    CACHES: dict[str, dict[str, Any]] = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
@@ -232,7 +234,7 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# --- Chat tunables (PROTOCOL.md §3) ---------------------------------------------------
+# --- Chat tunables (api_docs/PROTOCOL.md §3) ---------------------------------------------------
 CHAT_MESSAGE_RATE_LIMIT = env_number("CHAT_MESSAGE_RATE_LIMIT", 20)
 CHAT_MESSAGE_RATE_PERIOD = env_number("CHAT_MESSAGE_RATE_PERIOD", 10)
 CHAT_PRESENCE_EXPIRY = env_number("CHAT_PRESENCE_EXPIRY", 60)
@@ -267,7 +269,7 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Chat rooms HTTP API",
-    "DESCRIPTION": "PROTOCOL.md §4. The WebSocket API is described in /api/asyncapi.yaml.",
+    "DESCRIPTION": "api_docs/PROTOCOL.md §4. The WebSocket API is described in /api/asyncapi.yaml.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     # Request bodies get their own components, so read-only fields are not asked of clients.

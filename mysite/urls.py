@@ -8,7 +8,7 @@ from chat.ops import health, metrics
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("chat.http.urls")),
-    # OpenAPI schema and docs, AsyncAPI document and page (PROTOCOL.md §4); public.
+    # OpenAPI schema and docs, AsyncAPI document and page (api_docs/PROTOCOL.md §4); public.
     path("api/", include("api_docs.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

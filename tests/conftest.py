@@ -52,18 +52,18 @@ def _fresh_cache() -> None:
 
 @pytest.fixture
 def user(db: None) -> User:
-    return UserFactory()
+    return UserFactory.create()
 
 
 @pytest.fixture
 def other_user(db: None) -> User:
-    return UserFactory()
+    return UserFactory.create()
 
 
 @pytest.fixture
 def room(user: User) -> Room:
     """A room hosted by `user`."""
-    return RoomFactory(host=user)
+    return RoomFactory.create(host=user)
 
 
 def client_for(user: User) -> APIClient:

@@ -18,7 +18,7 @@ import json
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import jsonschema
 import yaml
@@ -110,7 +110,7 @@ def _describe(errors: list[ValidationError]) -> str:
     return "\n".join(lines)
 
 
-def _fail(direction: str, message: str, frame: Any, details: str) -> None:
+def _fail(direction: str, message: str, frame: Any, details: str) -> NoReturn:
     raise AssertionError(
         f"{direction} frame violates api_docs/asyncapi.yaml ({message}):\n{details}\n"
         f"frame: {json.dumps(frame, indent=2, sort_keys=True, default=str)}"
@@ -129,7 +129,7 @@ def validate_client_frame(frame: Frame) -> str:
         _fail("client", "not an object", frame, "  a frame must be one JSON object")
     action = frame.get("action")
     messages = request_and_response_messages()
-    if action not in messages:
+    if not isinstance(action, str) or action not in messages:
         _fail("client", "unknown action", frame, f"  action {action!r} is none of: {', '.join(sorted(messages))}")
     request_message = messages[action][0]
     _check("client", request_message, _payload_pointer(request_message), frame)
@@ -165,7 +165,7 @@ def validate_server_frame(frame: Frame, request: Frame | None = None) -> str:
         branch = 0 if isinstance(status, int) and 200 <= status < 300 else 1
         _check("server", f"{message} ({'success' if branch == 0 else 'error'})", f"{_payload_pointer(message)}/oneOf/{branch}", frame)
         return message
-    candidates = push_messages().get(action, [])
+    candidates = push_messages().get(action, []) if isinstance(action, str) else []
     if request is not None and request.get("action") in STREAM_OPERATIONS:
         if frame.get("request_id") != request.get("request_id"):
             _fail("server", "push not tagged with its subscription", frame, f"  request_id: expected {request.get('request_id')!r}")
@@ -235,7 +235,8 @@ class FrameChecker:
         if not isinstance(frame, dict):
             validate_server_frame(frame)
             return
-        candidates = push_messages().get(frame.get("action"), [])
+        action = frame.get("action")
+        candidates = push_messages().get(action, []) if isinstance(action, str) else []
         streams = self.subscriptions.get(self._key(frame.get("request_id"))) if "request_id" in frame else None
         if streams:
             # A push tagged with a subscription's request_id must come from a stream subscribed under it.

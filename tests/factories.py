@@ -8,7 +8,7 @@ from chat.models import Room, User
 PASSWORD = "correct-horse-battery-staple"
 
 
-class UserFactory(DjangoModelFactory):
+class UserFactory(DjangoModelFactory[User]):
     """A user whose password is PASSWORD."""
 
     class Meta:
@@ -19,12 +19,12 @@ class UserFactory(DjangoModelFactory):
     password = factory.PostGenerationMethodCall("set_password", PASSWORD)
 
     @factory.post_generation
-    def save_password(self, create: bool, extracted: object, **kwargs: object) -> None:
+    def save_password(user: User, create: bool, extracted: object, **kwargs: object) -> None:
         if create:
-            self.save(update_fields=["password"])
+            user.save(update_fields=["password"])
 
 
-class RoomFactory(DjangoModelFactory):
+class RoomFactory(DjangoModelFactory[Room]):
     """A room whose host is its first member."""
 
     class Meta:
@@ -35,6 +35,6 @@ class RoomFactory(DjangoModelFactory):
     host = factory.SubFactory(UserFactory)
 
     @factory.post_generation
-    def host_is_member(self, create: bool, extracted: object, **kwargs: object) -> None:
+    def host_is_member(room: Room, create: bool, extracted: object, **kwargs: object) -> None:
         if create:
-            self.members.add(self.host)
+            room.members.add(room.host)

@@ -146,7 +146,7 @@ class LiveServer:
 
     @property
     def ws_url(self) -> str:
-        """The chat WebSocket endpoint (PROTOCOL.md §2)."""
+        """The chat WebSocket endpoint (api_docs/PROTOCOL.md §2)."""
         return f"ws://127.0.0.1:{self.port}/ws/chat/room/"
 
     def alive(self) -> bool:

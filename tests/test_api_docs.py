@@ -10,6 +10,7 @@ import jsonschema
 import pytest
 import yaml
 from django.core.management import call_command
+from django.http import StreamingHttpResponse
 from django.test import Client
 
 from tests.contract import asyncapi_document
@@ -146,6 +147,7 @@ def test_swagger_ui_loads_only_local_assets_and_they_are_served() -> None:
     for asset in assets:
         response = client.get(asset)
         assert response.status_code == 200, asset
+        assert isinstance(response, StreamingHttpResponse), asset
         assert b"".join(response.streaming_content), asset
 
 

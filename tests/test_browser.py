@@ -22,7 +22,7 @@ from urllib.parse import quote
 import pytest
 import requests
 from django.conf import settings
-from playwright.sync_api import Browser, BrowserContext, Page, WebSocketRoute, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, WebSocketRoute, expect, sync_playwright
 
 from tests.live import minimal_env, run_servers
 
@@ -71,7 +71,8 @@ def server_database(tmp: Path) -> Iterator[str]:
     from psycopg import sql
 
     name = f"{os.environ.get('TEST_DATABASE_NAME') or 'test_' + db['NAME']}_browser"
-    params = {key: db[key.upper()] for key in ("host", "port", "user", "password") if db[key.upper()]}
+    given = {"host": db["HOST"], "port": db["PORT"], "user": db["USER"], "password": db["PASSWORD"]}
+    params: dict[str, Any] = {key: value for key, value in given.items() if value}
     auth = quote(db["USER"] or "", safe="") + (":" + quote(db["PASSWORD"], safe="") if db["PASSWORD"] else "")
     url = f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{name}"
     drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
@@ -137,7 +138,7 @@ def people(browser: Browser, base_url: str) -> Iterator[Callable[..., Person]]:
     """Makes people; each signs up through the sign-up page in a context of its own."""
     made: list[Person] = []
 
-    def make(name: str, viewport: dict[str, int] | None = None, setup: Callable[[BrowserContext], None] | None = None) -> Person:
+    def make(name: str, viewport: ViewportSize | None = None, setup: Callable[[BrowserContext], None] | None = None) -> Person:
         context = browser.new_context(base_url=base_url, viewport=viewport or {"width": 1100, "height": 800})
         context.set_default_timeout(5000)
         if setup:

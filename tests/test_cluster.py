@@ -89,8 +89,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     try:
         instance = Cluster(ports, base / "logs")
         for url in instance.urls:
+
+            def up(url: str = url) -> bool:
+                return process.poll() is None and _answers(url) or process.poll() is not None
+
             wait_for(
-                lambda url=url: process.poll() is None and _answers(url) or process.poll() is not None,
+                up,
                 timeout=60,
                 what=f"{url} to answer",
             )

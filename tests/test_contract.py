@@ -176,8 +176,8 @@ def test_the_document_is_not_tautological() -> None:
 
 @database_sync_to_async
 def _setup() -> tuple[Any, Any, str, str, Any]:
-    alice, bob = UserFactory(), UserFactory()
-    room = RoomFactory(host=alice)
+    alice, bob = UserFactory.create(), UserFactory.create()
+    room = RoomFactory.create(host=alice)
     return alice, bob, Token.objects.create(user=alice).key, Token.objects.create(user=bob).key, room
 
 
@@ -191,7 +191,7 @@ async def _connect(token: str) -> ContractCommunicator:
 async def _request(ws: ContractCommunicator, frame: dict[str, Any], *, check: bool = True) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Send a request; return its response and the pushes that came before it (all checked)."""
     await ws.send_json_to(frame, check=check)
-    pushes = []
+    pushes: list[dict[str, Any]] = []
     while True:
         received = await ws.receive_json_from(timeout=5)
         if "response_status" in received and received["request_id"] == frame.get("request_id"):
@@ -256,20 +256,22 @@ async def test_every_action_and_push_of_a_real_session_matches_the_document() ->
         assert seen == set(RoomConsumer.available_actions)
 
         # Errors, each checked against its action's error schema or the frame-error message.
-        for frame, status in [
+        action_errors: list[tuple[dict[str, Any], int]] = [
             ({"action": "retrieve", "request_id": 20, "pk": 10**9}, 404),
             ({"action": "patch", "request_id": 21, "pk": room.pk, "data": {"name": "taken"}}, 403),
             ({"action": "create", "request_id": 22, "data": {"name": "contract-room-3" + "x" * 300}}, 400),
             ({"action": "typing", "request_id": 23, "pk": created["pk"]}, 404),
             ({"action": "unsubscribe_instance", "request_id": 24, "pk": room.pk}, 403),
-        ]:
+        ]
+        for frame, status in action_errors:
             reply, _ = await _request(b, frame, check=frame["action"] != "create")
             assert reply["response_status"] == status, reply
-        for frame, status in [
+        frame_errors: list[tuple[dict[str, Any], int]] = [
             ({"action": "fly", "request_id": 25}, 405),
             ({"request_id": 26}, 400),
             ({"action": "retrieve", "request_id": 27}, 400),
-        ]:
+        ]
+        for frame, status in frame_errors:
             reply, _ = await _request(b, frame, check=False)
             assert reply["response_status"] == status, reply
         await b.send_to(text_data="{not json")

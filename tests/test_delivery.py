@@ -1,4 +1,4 @@
-"""PROTOCOL.md §3 under concurrency: seq order per subscription, and gap-free resume while others post."""
+"""api_docs/PROTOCOL.md §3 under concurrency: seq order per subscription, and gap-free resume while others post."""
 
 import asyncio
 import random
@@ -35,18 +35,23 @@ def post_from_threads(room_id: int, authors: list[Any], per_author: int) -> list
     return threads
 
 
+def join_all(threads: list[threading.Thread]) -> None:
+    for thread in threads:
+        thread.join()
+
+
 async def test_concurrent_posters_reach_a_subscriber_in_seq_order() -> None:
     authors = [await user_factory() for _ in range(4)]
     room = await room_factory(host=authors[0])
     async with connect(authors[0]) as client:
         await client.request("subscribe_to_messages_in_room", pk=room.pk, request_id="s")
         threads = post_from_threads(room.pk, authors, per_author=25)
-        seqs = []
+        seqs: list[int] = []
         while len(seqs) < 100:
             push = await client.next_push(timeout=10)
             if push["action"] == "create":
                 seqs.append(push["data"]["seq"])
-        await asyncio.get_running_loop().run_in_executor(None, lambda: [t.join() for t in threads])
+        await asyncio.get_running_loop().run_in_executor(None, join_all, threads)
         assert seqs == list(range(1, 101))
         await client.assert_silent()
 
@@ -70,5 +75,5 @@ async def test_reconnecting_with_after_seq_while_others_post_misses_nothing() ->
                     seen.append(push["data"]["seq"])
                 if len(seen) == total:
                     break
-    await asyncio.get_running_loop().run_in_executor(None, lambda: [t.join() for t in threads])
+    await asyncio.get_running_loop().run_in_executor(None, join_all, threads)
     assert seen == list(range(1, total + 1))

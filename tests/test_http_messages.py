@@ -1,13 +1,18 @@
 """Messages over HTTP: post, safe retries, history slices, edit, delete, flood limits."""
 
 import datetime
+from typing import TYPE_CHECKING
 
 import pytest
 from django.test import override_settings
+from pytest_django import DjangoAssertNumQueries
 from rest_framework.test import APIClient
 
 from chat.core import services
 from chat.models import Message, Room, User
+
+if TYPE_CHECKING:
+    from rest_framework.response import _MonkeyPatchedResponse  # django-rest-framework stubs' test-client response
 
 pytestmark = pytest.mark.django_db
 
@@ -17,7 +22,7 @@ MESSAGE_KEYS = {"id", "room", "seq", "user", "text", "client_id", "created_at", 
 }
 
 
-def post(client: APIClient, room: Room, **body: object):  # type: ignore[no-untyped-def]
+def post(client: APIClient, room: Room, **body: object) -> "_MonkeyPatchedResponse":
     return client.post(f"/api/rooms/{room.pk}/messages/", body, format="json")
 
 
@@ -144,7 +149,9 @@ def test_history_of_missing_room_is_404(api: APIClient) -> None:
     assert api.get("/api/rooms/999999/messages/").status_code == 404
 
 
-def test_history_query_count_is_constant(api: APIClient, room: Room, user: User, django_assert_max_num_queries) -> None:  # type: ignore[no-untyped-def]
+def test_history_query_count_is_constant(
+    api: APIClient, room: Room, user: User, django_assert_max_num_queries: DjangoAssertNumQueries
+) -> None:
     for i in range(30):
         services.message_store(room_id=room.pk, author=user, text=f"m{i}")
     with django_assert_max_num_queries(4):  # token, room exists, messages with authors, their reactions

@@ -1,6 +1,7 @@
 """Rooms over HTTP: CRUD, filters, pagination, membership and the shape of §1."""
 
 import pytest
+from pytest_django import DjangoAssertNumQueries
 from rest_framework.test import APIClient
 
 from chat.core import services
@@ -63,7 +64,7 @@ def test_malformed_json_is_400(api: APIClient) -> None:
 
 def test_list_filters_by_exact_name_and_paginates(api: APIClient, user: User) -> None:
     for i in range(5):
-        RoomFactory(name=f"r{i}", host=user)
+        RoomFactory.create(name=f"r{i}", host=user)
     page = api.get("/api/rooms/", {"page_size": 2, "page": 2}).json()
     assert page["count"] == 5
     assert [room["name"] for room in page["results"]] == ["r2", "r3"]
@@ -79,9 +80,11 @@ def test_list_rejects_bad_paging(api: APIClient, params: dict) -> None:
     assert set(response.json()) == set(params)
 
 
-def test_list_query_count_does_not_grow_with_rooms(api: APIClient, user: User, django_assert_max_num_queries) -> None:  # type: ignore[no-untyped-def]
+def test_list_query_count_does_not_grow_with_rooms(
+    api: APIClient, user: User, django_assert_max_num_queries: DjangoAssertNumQueries
+) -> None:
     for i in range(20):
-        room = RoomFactory(host=user)
+        room = RoomFactory.create(host=user)
         services.message_store(room_id=room.pk, author=user, text=f"hello {i}")
     # auth token, count, rooms with newest-message ids, presence, newest messages, their reactions
     with django_assert_max_num_queries(6):
@@ -115,7 +118,7 @@ def test_only_host_renames(api: APIClient, other_api: APIClient, room: Room) -> 
 
 
 def test_rename_to_taken_name_is_400(api: APIClient, room: Room, user: User) -> None:
-    other = RoomFactory(host=user)
+    other = RoomFactory.create(host=user)
     response = api.patch(f"/api/rooms/{room.pk}/", {"name": other.name}, format="json")
     assert response.status_code == 400
     assert "name" in response.json()
@@ -167,8 +170,8 @@ def test_user_json_never_carries_more_than_id_and_username(api: APIClient, room:
 
 
 def test_many_users_many_rooms_listing_is_consistent() -> None:
-    users = [UserFactory() for _ in range(3)]
+    users = [UserFactory.create() for _ in range(3)]
     for index, owner in enumerate(users):
-        RoomFactory(name=f"owned-{index}", host=owner)
+        RoomFactory.create(name=f"owned-{index}", host=owner)
     body = client_for(users[0]).get("/api/rooms/", {"page_size": 200}).json()
     assert [room["host"]["id"] for room in body["results"]] == [u.pk for u in users]

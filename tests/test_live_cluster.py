@@ -1,6 +1,6 @@
 """Two real server processes on one PostgreSQL and one Redis, with clients over real WebSockets.
 
-PROTOCOL.md §3: fan-out across processes (WebSocket and HTTP writes), presence that
+api_docs/PROTOCOL.md §3: fan-out across processes (WebSocket and HTTP writes), presence that
 spans processes, flood limits and safe retries shared by all processes, presence of a
 crashed (SIGKILLed) process expiring, graceful SIGTERM, and idle/mass-disconnect hygiene.
 """

@@ -1,4 +1,4 @@
-"""Property-based fuzzing of the WebSocket endpoint over a real connection (PROTOCOL.md §2, bad frames).
+"""Property-based fuzzing of the WebSocket endpoint over a real connection (api_docs/PROTOCOL.md §2, bad frames).
 
 Whatever arrives (any JSON value, every action with wrong types, huge and odd
 unicode strings, deep nesting), the server answers with one response that is never

@@ -79,7 +79,7 @@ def test_nothing_set_is_one_process_on_sqlite_and_the_in_memory_layer() -> None:
     assert values["LAYER"] == "channels.layers.InMemoryChannelLayer"
     assert values["CACHE"] == "django.core.cache.backends.locmem.LocMemCache"
     assert values["ALLOWED_HOSTS"] == ["localhost", "127.0.0.1", "[::1]"]
-    # PROTOCOL.md §3: 20 messages per 10 s; presence of a crashed process expires within 60 s.
+    # api_docs/PROTOCOL.md §3: 20 messages per 10 s; presence of a crashed process expires within 60 s.
     assert values["RATE"] == [20, 10]
     assert values["PRESENCE_EXPIRY"] == 60
 

@@ -1,7 +1,5 @@
 """Accounts (PROTOCOL.md §8): logout revokes the token (HTTP and its sockets), and finding users by username prefix."""
 
-from typing import Any
-
 import pytest
 from channels.db import database_sync_to_async
 from django.test import Client as DjangoClient
@@ -12,7 +10,7 @@ from chat.models import User
 from tests.factories import PASSWORD, UserFactory
 from tests.ws import connect, token_for
 
-user_factory = database_sync_to_async(UserFactory)
+user_factory = database_sync_to_async(UserFactory.create)
 
 
 def token_client(key: str) -> APIClient:
@@ -38,7 +36,7 @@ async def test_logout_revokes_the_token_and_closes_its_sockets_with_4401() -> No
 
 @pytest.mark.django_db
 def test_logout_over_http_then_the_token_no_longer_works_and_a_new_one_can_be_had() -> None:
-    user = UserFactory()
+    user = UserFactory.create()
     key = APIClient().post("/api/auth/token/", {"username": user.username, "password": PASSWORD}, format="json").json()["token"]
     client = token_client(key)
     assert client.get("/api/users/me/").status_code == 200
@@ -56,7 +54,7 @@ def test_logout_needs_authentication() -> None:
 
 @pytest.mark.django_db
 def test_logout_with_a_browser_session_ends_the_session() -> None:
-    user = UserFactory()
+    user = UserFactory.create()
     browser = DjangoClient(enforce_csrf_checks=False)
     assert browser.login(username=user.username, password=PASSWORD)
     assert browser.get("/api/users/me/").status_code == 200
@@ -67,13 +65,13 @@ def test_logout_with_a_browser_session_ends_the_session() -> None:
 @pytest.mark.django_db
 def test_user_search_by_case_insensitive_prefix_paginated_with_only_id_and_username(api: APIClient, user: User) -> None:
     for name in ["alice", "Alicia", "ALINE", "bob", "malice"]:
-        UserFactory(username=name, email=f"{name}@example.com")
-    UserFactory(username="alien", is_active=False)
+        UserFactory.create(username=name, email=f"{name}@example.com")
+    UserFactory.create(username="alien", is_active=False)
     body = api.get("/api/users/", {"search": "ali"}).json()
     assert body["count"] == 3
     assert [u["username"] for u in body["results"]] == ["alice", "Alicia", "ALINE"]
     assert all(set(u) == {"id", "username"} for u in body["results"])
-    page = api.get("/api/users/", {"search": "AL", "page_size": 2, "page": 2}).json()
+    page = api.get("/api/users/", {"search": "AL", "page_size": "2", "page": "2"}).json()
     assert page["count"] == 3 and [u["username"] for u in page["results"]] == ["ALINE"]
     assert api.get("/api/users/", {"search": "%"}).json() == {"results": [], "count": 0}  # not a wildcard
     everyone = api.get("/api/users/").json()
@@ -82,7 +80,7 @@ def test_user_search_by_case_insensitive_prefix_paginated_with_only_id_and_usern
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(("params", "field"), [({"page": 0}, "page"), ({"page_size": 201}, "page_size"), ({"search": "x" * 151}, "search")])
-def test_user_search_rejects_bad_parameters(api: APIClient, params: dict[str, Any], field: str) -> None:
+def test_user_search_rejects_bad_parameters(api: APIClient, params: dict[str, str | int], field: str) -> None:
     response = api.get("/api/users/", params)
     assert response.status_code == 400 and field in response.json()
 

@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 from django.test import override_settings
+from pytest_django import DjangoAssertNumQueries
 from rest_framework.test import APIClient
 
 from chat.core import services
@@ -16,8 +17,8 @@ from tests.ws import connect
 THUMBS, PARTY = "\U0001f44d", "\U0001f389"
 BAD_EMOJIS: list[Any] = ["", " ", "a b", "\U0001f44d ", "\t", "x" * 33, "a\nb", 5, None, ["\U0001f44d"], {"e": 1}]
 
-user_factory = database_sync_to_async(UserFactory)
-room_factory = database_sync_to_async(RoomFactory)
+user_factory = database_sync_to_async(UserFactory.create)
+room_factory = database_sync_to_async(RoomFactory.create)
 reaction_count = database_sync_to_async(lambda: Reaction.objects.count())
 
 
@@ -222,9 +223,9 @@ def test_http_history_and_room_list_read_reactions_without_a_query_per_message(
     api: APIClient,
     room: Room,
     user: User,
-    django_assert_num_queries,  # type: ignore[no-untyped-def]
+    django_assert_num_queries: DjangoAssertNumQueries,
 ) -> None:
-    others = [UserFactory() for _ in range(3)]
+    others = [UserFactory.create() for _ in range(3)]
     room.members.add(*others)
     for i in range(20):
         message = services.message_store(room_id=room.pk, author=user, text=f"m{i}")[0]
@@ -242,7 +243,7 @@ def test_http_history_and_room_list_read_reactions_without_a_query_per_message(
 def test_new_message_is_serialized_without_reading_reactions(
     api: APIClient,
     room: Room,
-    django_assert_max_num_queries,  # type: ignore[no-untyped-def]
+    django_assert_max_num_queries: DjangoAssertNumQueries,
 ) -> None:
     # token, then the post's transaction: lock room, bump seq, insert (and savepoint statements in a test's transaction)
     with django_assert_max_num_queries(6) as captured:

@@ -12,8 +12,8 @@ from tests.factories import RoomFactory, UserFactory
 from tests.social import http, needs_private_rooms
 from tests.ws import connect
 
-user_factory = database_sync_to_async(UserFactory)
-room_factory = database_sync_to_async(RoomFactory)
+user_factory = database_sync_to_async(UserFactory.create)
+room_factory = database_sync_to_async(RoomFactory.create)
 message_count = database_sync_to_async(lambda: Message.objects.count())
 
 

@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 from django.db import connection
+from pytest_django import DjangoAssertNumQueries
 from rest_framework.test import APIClient
 
 from chat.core import services
@@ -14,8 +15,8 @@ from tests.factories import RoomFactory, UserFactory
 from tests.social import http, needs_private_rooms
 from tests.ws import connect
 
-user_factory = database_sync_to_async(UserFactory)
-room_factory = database_sync_to_async(RoomFactory)
+user_factory = database_sync_to_async(UserFactory.create)
+room_factory = database_sync_to_async(RoomFactory.create)
 BAD_QUERIES: list[Any] = ["", "   ", "x" * 201, 5, None, ["a"]]
 
 
@@ -93,8 +94,8 @@ def test_http_search_pages_and_limits(api: APIClient, room: Room, user: User) ->
     assert [m["id"] for m in page["results"]] == ids[::-1][:20] and page["has_more"] is True  # default limit 20
     rest = api.get("/api/messages/search/", {"q": "ping", "before_id": page["results"][-1]["id"], "limit": 100}).json()
     assert [m["id"] for m in rest["results"]] == ids[::-1][20:] and rest["has_more"] is False
-    assert len(api.get("/api/messages/search/", {"q": "ping", "room": room.pk, "limit": 3}).json()["results"]) == 3
-    assert api.get("/api/messages/search/", {"q": "ping", "room": 999999}).status_code == 404
+    assert len(api.get("/api/messages/search/", {"q": "ping", "room": str(room.pk), "limit": "3"}).json()["results"]) == 3
+    assert api.get("/api/messages/search/", {"q": "ping", "room": "999999"}).status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -102,7 +103,7 @@ def test_http_search_pages_and_limits(api: APIClient, room: Room, user: User) ->
     [({}, "q"), ({"q": ""}, "q"), ({"q": "   "}, "q"), ({"q": "x" * 201}, "q"), ({"q": "a", "limit": 101}, "limit")]
     + [({"q": "a", "limit": 0}, "limit"), ({"q": "a", "room": "x"}, "room"), ({"q": "a", "before_id": -1}, "before_id")],
 )
-def test_http_bad_search_parameters_are_400_naming_the_field(api: APIClient, params: dict[str, Any], field: str) -> None:
+def test_http_bad_search_parameters_are_400_naming_the_field(api: APIClient, params: dict[str, str | int], field: str) -> None:
     response = api.get("/api/messages/search/", params)
     assert response.status_code == 400 and field in response.json()
 
@@ -111,7 +112,9 @@ def test_search_needs_authentication() -> None:
     assert APIClient().get("/api/messages/search/", {"q": "a"}).status_code in (401, 403)
 
 
-def test_search_reads_reactions_in_one_query(api: APIClient, room: Room, user: User, django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
+def test_search_reads_reactions_in_one_query(
+    api: APIClient, room: Room, user: User, django_assert_num_queries: DjangoAssertNumQueries
+) -> None:
     for i in range(10):
         message = services.message_store(room_id=room.pk, author=user, text=f"hello {i}")[0]
         services.reaction_add(message_id=message.pk, user=user, emoji="\U0001f44d")

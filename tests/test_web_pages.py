@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from django.http import StreamingHttpResponse
 from django.test import Client
 
 from chat.core.services import message_store
@@ -99,8 +100,8 @@ def test_logout_needs_post(browser: Client) -> None:
 
 
 def test_index_lists_rooms_with_last_message(browser: Client, user: User) -> None:
-    quiet = RoomFactory(name="quiet-room")
-    busy = RoomFactory(name="busy-room")
+    quiet = RoomFactory.create(name="quiet-room")
+    busy = RoomFactory.create(name="busy-room")
     message_store(room_id=busy.pk, author=user, text="first")
     message_store(room_id=busy.pk, author=user, text="latest news")
     html = browser.get("/").content.decode()
@@ -110,7 +111,7 @@ def test_index_lists_rooms_with_last_message(browser: Client, user: User) -> Non
 
 
 def test_index_escapes_room_names_and_messages(browser: Client, user: User) -> None:
-    room = RoomFactory(name="<b>bold</b>")
+    room = RoomFactory.create(name="<b>bold</b>")
     message_store(room_id=room.pk, author=user, text="<img src=x onerror=alert(1)>")
     html = browser.get("/").content.decode()
     assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
@@ -151,7 +152,7 @@ def test_room_page_name_is_json_not_html(browser: Client) -> None:
 
 def test_users_page_lists_every_active_user(browser: Client, user: User) -> None:
     others = UserFactory.create_batch(3)
-    gone = UserFactory(is_active=False)
+    gone = UserFactory.create(is_active=False)
     html = browser.get("/users/").content.decode()
     for other in [user, *others]:
         assert f'data-user-id="{other.pk}"' in html
@@ -176,6 +177,7 @@ def test_static_assets_are_served(browser: Client, settings: object) -> None:
     ]:
         response = browser.get(f"/static/{asset}")
         assert response.status_code == 200, asset
+        assert isinstance(response, StreamingHttpResponse), asset
         assert b"".join(response.streaming_content)
 
 

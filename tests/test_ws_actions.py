@@ -1,4 +1,4 @@
-"""Every request/response action of PROTOCOL.md §2 with its permissions and status codes."""
+"""Every request/response action of api_docs/PROTOCOL.md §2 with its permissions and status codes."""
 
 from typing import Any
 
@@ -75,7 +75,7 @@ async def test_messages_post_edit_delete_and_history() -> None:
         posted = await m.request("create_message", message=" hi ")
         assert posted["response_status"] == 201 and set(posted["data"]) == MESSAGE_KEYS
         assert posted["data"]["text"] == "hi" and posted["data"]["room"] == room.pk
-        for bad in [
+        bad_params: list[dict[str, Any]] = [
             {},
             {"message": ""},
             {"message": " \t"},
@@ -86,7 +86,8 @@ async def test_messages_post_edit_delete_and_history() -> None:
             {"message": "ok", "client_id": "c" * 65},
             {"message": "a\x00b"},
             {"message": "ok", "room": "one"},
-        ]:
+        ]
+        for bad in bad_params:
             frame = await m.bad_request("create_message", **bad)
             assert_error(frame, 400)
         assert await message_count() == 1

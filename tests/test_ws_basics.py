@@ -3,7 +3,7 @@
 import pytest
 from channels.db import database_sync_to_async
 
-from chat.models import Message, Room
+from chat.models import Message, Room, User
 from tests.factories import RoomFactory, UserFactory
 from tests.ws import connect
 
@@ -11,13 +11,13 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
 
 @database_sync_to_async
-def make_user():  # type: ignore[no-untyped-def]
-    return UserFactory()
+def make_user() -> User:
+    return UserFactory.create()
 
 
 @database_sync_to_async
-def make_room(host):  # type: ignore[no-untyped-def]
-    return RoomFactory(host=host)
+def make_room(host: User) -> Room:
+    return RoomFactory.create(host=host)
 
 
 async def test_create_join_post_and_stream() -> None:

@@ -1,4 +1,4 @@
-"""Presence per user, typing and online-user pushes (PROTOCOL.md §2 Pushes, §3 Presence)."""
+"""Presence per user, typing and online-user pushes (api_docs/PROTOCOL.md §2 Pushes, §3 Presence)."""
 
 from typing import Any
 

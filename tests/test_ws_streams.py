@@ -25,7 +25,7 @@ def store(room: Room, author: Any, text: str) -> dict[str, Any]:
 
 
 async def message_events(client: Client, count: int) -> list[dict[str, Any]]:
-    events = []
+    events: list[dict[str, Any]] = []
     while len(events) < count:
         push = await client.next_push()
         if push["action"] != "presence":
@@ -99,20 +99,20 @@ async def test_subscription_without_after_seq_starts_at_now() -> None:
 
 async def test_dropped_events_are_filled_from_the_database(monkeypatch: pytest.MonkeyPatch) -> None:
     """If the layer loses an event, the next one reveals the gap and the subscriber still gets everything in order."""
-    from chat.ws.consumer import RoomConsumer
+    from chat.ws.streams import MessageStream
 
     host = await user_factory()
     room = await room_factory(host=host)
-    original = RoomConsumer._deliver_message_event
+    original = MessageStream.deliver
     dropped: list[int] = []
 
-    async def lossy(self: RoomConsumer, event: dict[str, Any], action: str, request_id: Any) -> None:
+    async def lossy(self: MessageStream, event: dict[str, Any], action: str) -> bool:
         if action == "create" and event["seq"] in (2, 3) and event["seq"] not in dropped:
             dropped.append(event["seq"])
-            return
-        await original(self, event, action, request_id)
+            return False
+        return await original(self, event, action)
 
-    monkeypatch.setattr(RoomConsumer, "_deliver_message_event", lossy)
+    monkeypatch.setattr(MessageStream, "deliver", lossy)
     async with connect(host) as h:
         await h.request("subscribe_to_messages_in_room", pk=room.pk, request_id="r")
         for i in range(1, 5):

@@ -9,28 +9,37 @@ transactions), which is what makes this safe; a connection's own calls still run
 at a time, since a consumer awaits each before handling its next frame.
 """
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from channels.db import DatabaseSyncToAsync
 from djangochannelsrestframework.decorators import action
 
+P = ParamSpec("P")
+R = TypeVar("R")
+S = TypeVar("S")
 
-def db_thread(func: Callable[..., Any]) -> Callable[..., Any]:
+
+def db_thread(func: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
     """`func` as a coroutine function running on a worker thread (with Django's connection hygiene)."""
-    return DatabaseSyncToAsync(func, thread_sensitive=False)
+    run: Callable[P, Coroutine[Any, Any, R]] = DatabaseSyncToAsync(func, thread_sensitive=False)
+    return run
 
 
-def db_action(**kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
+def db_action(
+    **kwargs: Any,
+) -> Callable[[Callable[Concatenate[S, P], R]], Callable[Concatenate[S, P], Coroutine[Any, Any, R]]]:
     """DCRF's `@action()` for a sync action, run through db_thread rather than the shared thread."""
 
-    def decorator(func: Callable[..., Any]) -> Any:
+    def decorator(func: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], Coroutine[Any, Any, R]]:
         run = db_thread(func)
 
-        async def run_action(self: Any, *args: Any, **params: Any) -> Any:
+        async def run_action(self: S, *args: P.args, **params: P.kwargs) -> R:
             return await run(self, *args, **params)
 
         run_action.__name__, run_action.__qualname__, run_action.__doc__ = func.__name__, func.__qualname__, func.__doc__
-        return action(**kwargs)(run_action)
+        # DCRF's action() marks an async function and returns it unchanged (untyped library).
+        marked: Callable[Concatenate[S, P], Coroutine[Any, Any, R]] = action(**kwargs)(run_action)
+        return marked
 
     return decorator

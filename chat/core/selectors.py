@@ -1,9 +1,9 @@
 """Reads: every query the HTTP API and the WebSocket consumer make lives here."""
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict
 
 from django.conf import settings
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
@@ -13,6 +13,22 @@ from django.utils import timezone
 from chat.core.exceptions import MessageNotFound, RoomNotFound
 from chat.core.search import messages_matching
 from chat.models import Connection, Message, Presence, Reaction, Room, User
+
+
+class _NewestMessage(TypedDict):
+    newest_message_id: int | None
+
+
+class _Membership(TypedDict):
+    is_member: bool
+
+
+if TYPE_CHECKING:  # django-stubs' type of a model instance with query annotations (a dev-only package)
+    from django_stubs_ext import WithAnnotations
+
+    # A Room with its newest message's pk (_room_queryset) / with whether the poster is a member (room_for_posting).
+    RoomWithNewest: TypeAlias = WithAnnotations[Room, _NewestMessage]
+    RoomForPosting: TypeAlias = WithAnnotations[Room, _Membership]
 
 
 def heartbeat_interval() -> float:
@@ -29,7 +45,7 @@ def live_connection_cutoff() -> Any:
     return timezone.now() - timedelta(seconds=3 * heartbeat_interval())
 
 
-def _room_queryset() -> QuerySet[Room]:
+def _room_queryset() -> "QuerySet[RoomWithNewest]":
     newest = Message.objects.filter(room=OuterRef("pk")).order_by("-seq").values("pk")[:1]
     return Room.objects.select_related("host").annotate(newest_message_id=Subquery(newest))
 
@@ -52,10 +68,10 @@ def present_users_by_room(room_ids: Iterable[int]) -> dict[int, list[dict[str, A
     return users
 
 
-def _attach_live_state(rooms: list[Room]) -> list[Room]:
+def _attach_live_state(rooms: "Sequence[RoomWithNewest]") -> None:
     """Set `current_users` and `last_message` on rooms from _room_queryset, in two queries."""
     if not rooms:
-        return rooms
+        return
     present = present_users_by_room(room.pk for room in rooms)
     newest_ids = [room.newest_message_id for room in rooms if room.newest_message_id]
     newest = Message.objects.select_related("user").in_bulk(newest_ids) if newest_ids else {}
@@ -63,7 +79,6 @@ def _attach_live_state(rooms: list[Room]) -> list[Room]:
     for room in rooms:
         room.current_users = present.get(room.pk, [])
         room.last_message = newest.get(room.newest_message_id)
-    return rooms
 
 
 def rooms_visible_to(*, user: User) -> QuerySet[Room]:
@@ -77,10 +92,11 @@ def room_get(*, pk: int) -> Room:
     room = _room_queryset().filter(pk=pk).first()
     if room is None:
         raise RoomNotFound()
-    return _attach_live_state([room])[0]
+    _attach_live_state([room])
+    return room
 
 
-def room_list(*, name: str | None = None, page: int = 1, page_size: int = 50) -> tuple[list[Room], int]:
+def room_list(*, name: str | None = None, page: int = 1, page_size: int = 50) -> tuple[Sequence[Room], int]:
     """One page of rooms (oldest first), optionally the one with exactly this name, and the total count."""
     rooms = Room.objects.all()
     if name is not None:
@@ -88,7 +104,8 @@ def room_list(*, name: str | None = None, page: int = 1, page_size: int = 50) ->
     count = rooms.count()
     offset = (page - 1) * page_size
     page_rooms = list(_room_queryset().filter(pk__in=rooms.values("pk")).order_by("pk")[offset : offset + page_size])
-    return _attach_live_state(page_rooms), count
+    _attach_live_state(page_rooms)
+    return page_rooms, count
 
 
 def room_assert_exists(*, pk: int) -> None:
@@ -97,7 +114,7 @@ def room_assert_exists(*, pk: int) -> None:
         raise RoomNotFound()
 
 
-def room_for_posting(*, room_id: int, user_id: int) -> Room | None:
+def room_for_posting(*, room_id: int, user_id: int) -> "RoomForPosting | None":
     """The room's seq counter, its row locked until the transaction ends, and `is_member` for this user; None if no such room."""
     membership = Room.members.through.objects.filter(room_id=OuterRef("pk"), user_id=user_id)
     rooms = Room.objects.select_for_update().only("pk", "last_seq").annotate(is_member=Exists(membership)).filter(pk=room_id)

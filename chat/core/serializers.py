@@ -1,7 +1,7 @@
-"""The JSON objects of PROTOCOL.md §1, shared by the HTTP API, the WebSocket consumer and the observers."""
+"""The JSON objects of api_docs/PROTOCOL.md §1, shared by the HTTP API, the WebSocket consumer and the observers."""
 
 import unicodedata
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -30,6 +30,11 @@ def validate(serializer_class: type[serializers.Serializer], data: Any) -> dict[
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+def serialize_many(serializer_class: type[serializers.BaseSerializer], instances: Any) -> list[dict[str, Any]]:
+    """Serialize a sequence of instances to plain dicts (typed: DRF's stubs call `.data` of many=True a dict)."""
+    return cast(list[dict[str, Any]], serializer_class(instances, many=True).data)
 
 
 class StrictCharField(serializers.CharField):
@@ -150,7 +155,7 @@ class MessageSerializer(serializers.ModelSerializer):
 
 
 class RoomSerializer(serializers.ModelSerializer):
-    """A room with its live presence and newest message (see selectors.room_annotate_live_state)."""
+    """A room with its live presence and newest message (set by chat.core.selectors.room_get / room_list)."""
 
     name = StrictCharField(
         max_length=ROOM_NAME_MAX_LENGTH,

@@ -1,8 +1,13 @@
 """Writes: every rule of the chat, called by both the HTTP views and the WebSocket consumer.
 
 Services are synchronous and take keyword-only arguments. Async callers reach them
-through `database_sync_to_async`. Events to WebSocket subscribers are sent by the
+through `chat.core.db.db_thread`. Events to WebSocket subscribers are sent by the
+<<<<<<< HEAD
+model observers (chat.events.streams, connected at startup in every process) only
+after the surrounding transaction commits.
+=======
 model observers only after the surrounding transaction commits.
+>>>>>>> types
 """
 
 from django.db import IntegrityError, transaction
@@ -14,7 +19,8 @@ from rest_framework.exceptions import ValidationError
 from chat.core import selectors
 from chat.core.exceptions import MessageNotFound, NotMessageAuthor, NotRoomHost, NotRoomMember, ReactionNotFound, RoomNotFound
 from chat.core.ratelimit import message_rate_limit_check
-from chat.events.observers import message_changed, room_deletion
+from chat.events.observers import room_deletion
+from chat.events.streams import message_changed
 from chat.models import Connection, Message, Presence, Reaction, Room, User
 from chat.ops import metrics
 

@@ -6,7 +6,7 @@ tasks before a single frame is written. Here each process joins a group once, on
 channel of its own, and a single reader task hands each event to the group's local
 consumers by calling their handler (the same `type` -> method dispatch Channels does).
 Handlers called this way must not wait on anything but the socket: database work they
-need goes to a task of their own (see RoomConsumer._deliver_message_event).
+need goes to a task of their own (see chat.ws.streams.MessageStream.deliver).
 
 Events of one group reach each consumer in the order the layer delivered them, as
 with a channel per consumer. Works with any channel layer (in-memory, core, pub/sub).

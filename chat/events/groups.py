@@ -1,4 +1,20 @@
-"""Channel-layer group names, built in one place."""
+"""Channel-layer group names, layer event types and push names: each built or spelled in one place."""
+
+# Layer event types. A process's fan-out hands an event of type "a.b" to its consumers'
+# `a_b` method (Channels' own naming rule, channels.consumer.get_handler_name).
+MESSAGE_EVENT = "message.activity"  # a message was created, edited or deleted (model observer)
+ROOM_EVENT = "room.activity"  # a room was created, renamed or deleted (model observer)
+PRESENCE_EVENT = "room.presence"
+TYPING_EVENT = "room.typing"
+USER_STATUS_EVENT = "users.status"
+AUTH_REVOKED_EVENT = "auth.revoked"
+EVENT_TYPES = frozenset({MESSAGE_EVENT, ROOM_EVENT, PRESENCE_EVENT, TYPING_EVENT, USER_STATUS_EVENT, AUTH_REVOKED_EVENT})
+
+# The `action` of each push frame a client can receive (api_docs/PROTOCOL.md §2), also the
+# label values of the events-sent metric.
+PUSH_CREATE, PUSH_UPDATE, PUSH_DELETE = "create", "update", "delete"
+PUSH_PRESENCE, PUSH_TYPING, PUSH_USER_STATUS = "presence", "typing", "user_status"
+PUSH_ACTIONS = frozenset({PUSH_CREATE, PUSH_UPDATE, PUSH_DELETE, PUSH_PRESENCE, PUSH_TYPING, PUSH_USER_STATUS})
 
 ONLINE_USERS_GROUP = "chat.online-users"
 
@@ -14,10 +30,10 @@ def user_group(user_id: int) -> str:
 
 
 def room_messages_group(room_id: int) -> str:
-    """Suffix of the message observer's per-room group (DCRF prefixes and hashes it)."""
-    return f"messages.{room_id}"
+    """Subscribers to a room's messages: the message observer's events."""
+    return f"chat.messages.{room_id}"
 
 
 def room_instance_group(room_id: int) -> str:
-    """Suffix of the room observer's per-room group (DCRF prefixes and hashes it)."""
-    return f"room.{room_id}"
+    """Subscribers to a room itself (subscribe_instance): the room observer's events."""
+    return f"chat.room-instance.{room_id}"

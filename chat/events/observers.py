@@ -1,10 +1,16 @@
-"""Model observers that fan database changes out to WebSocket subscribers after commit."""
+"""Model observers: DCRF's signal-to-layer machinery, with identities and group names of our own.
+
+DCRF derives an observer's identity (`_stable_observer_id`) and its group names from
+the module and name of the decorated consumer method, so events only existed in a
+process that had imported the consumer, and renaming or moving the consumer renamed
+every group. Observers here are module-level objects (chat.events.streams) whose
+identity is their pinned layer event type and whose groups are chat.events.groups names.
+"""
 
 import contextlib
 import contextvars
 import logging
 import time
-import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -31,26 +37,45 @@ def room_deletion(room_id: int) -> Iterator[None]:
 
 
 class FanoutObserver(ModelObserver):
-    """DCRF's model observer, stamping each event with its commit time and surviving layer failures.
+    """A model observer publishing one pinned event type to per-room groups after commit.
 
-    A failed group send must not turn a committed write into an error response:
+    Each event is serialized once, in the writing process, and stamped with its commit
+    time. A failed group send must not turn a committed write into an error response:
     the database is the truth, and subscribers recover through after_seq.
     """
 
-    async def __call__(self, message: dict[str, Any], consumer: Any = None, **kwargs: Any) -> Any:
-        # DCRF deep-copies every event once per subscribing consumer; handlers here never
-        # mutate it, so one event object serves every consumer of the process.
-        extra = {key: value for key, value in message.items() if key not in ("body", "type")}
-        requests = consumer._observer_group_to_request_id[self._stable_observer_id][message.get("group")]
-        return await self.func(
-            consumer,
-            message["body"],
-            observer=self,
-            message_type=message["type"],
-            subscribing_request_ids=list(requests),
-            **extra,
-            **kwargs,
-        )
+    def __init__(
+        self,
+        model_cls: type[Model],
+        *,
+        event_type: str,
+        serialize: Callable[[Any, Action], dict[str, Any]],
+        instance_group: Callable[[Any], str],
+        room_group: Callable[[int], str],
+    ) -> None:
+        self.event_type = event_type
+        self.serialize_body = serialize
+        self.instance_group = instance_group
+        self.room_group = room_group
+        # Connects the model's signals (the model_cls setter): from here on every save publishes.
+        super().__init__(serialize, model_cls=model_cls)
+        # Pinned: keys the consumers' request-id bookkeeping (BaseObserver.subscribe) instead
+        # of DCRF's "<partition>-<class>-<module>.<function>".
+        self._stable_observer_id = event_type
+
+    def group_names_for_signal(self, *, instance: Model, **kwargs: Any) -> Iterator[str]:
+        # Also called on post_init for every loaded instance: keep it free of queries.
+        yield self.instance_group(instance)
+
+    def group_names_for_consumer(self, *, consumer: Any, room_id: int, **kwargs: Any) -> Iterator[str]:
+        yield self.room_group(room_id)
+
+    def serialize(self, instance: Model, action: Action, **kwargs: Any) -> dict[str, Any]:
+        return {"type": self.event_type, "body": self.serialize_body(instance, action), "action": action.value}
+
+    def request_ids(self, consumer: Any, group: str) -> list[Any]:
+        """The request ids under which a consumer subscribed to a group of this observer."""
+        return list(consumer._observer_group_to_request_id[self._stable_observer_id].get(group, ()))
 
     def send_prepared_messages(self, instance: Model) -> None:
         committed_at = time.time()
@@ -66,29 +91,7 @@ class FanoutObserver(ModelObserver):
 class MessageObserver(FanoutObserver):
     """FanoutObserver for messages, minus the events of messages deleted with their room."""
 
-    # Every message observer, for changes that reach a message without writing its row (reactions).
-    instances: "weakref.WeakSet[MessageObserver]" = weakref.WeakSet()
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        MessageObserver.instances.add(self)
-
     def database_event(self, instance: Model, action: Action) -> None:
         if action is Action.DELETE and getattr(instance, "room_id", None) == _room_being_deleted.get():
             return
         super().database_event(instance, action)
-
-
-def message_changed(message: Model) -> None:
-    """Send the message's `update` event after commit, as saving it would, although its row did not change.
-
-    A reaction changes what the message's JSON says but not the message row: saving the
-    row just to wake the observers would cost a write and a lock for nothing.
-    """
-    for observer in list(MessageObserver.instances):
-        observer.database_event(message, Action.UPDATE)
-
-
-def fanout_observer(model: type[Model], observer_class: type[FanoutObserver] = FanoutObserver) -> Callable[[Any], FanoutObserver]:
-    """Decorator like DCRF's `@model_observer(Model)`, building one of our observer classes."""
-    return lambda func: observer_class(func, model_cls=model)

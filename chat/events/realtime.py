@@ -17,7 +17,7 @@ from channels.layers import get_channel_layer
 
 from chat.core import selectors, services
 from chat.core.db import db_thread
-from chat.core.serializers import UserSerializer
+from chat.core.serializers import UserSerializer, serialize_many
 from chat.events import groups
 from chat.ops import metrics
 
@@ -101,31 +101,32 @@ async def _flush_presence(delay: float) -> None:
         for room_id, users in present.items():
             state.room_sizes[room_id] = len(users)
             # Encoded once here; every connection sends the same text.
-            frame = json.dumps({"action": "presence", "room": room_id, "data": {"users": users}})
-            await _group_send(groups.room_group(room_id), {"type": "room.presence", "text": frame})
+            frame = json.dumps({"action": groups.PUSH_PRESENCE, "room": room_id, "data": {"users": users}})
+            await _group_send(groups.room_group(room_id), {"type": groups.PRESENCE_EVENT, "text": frame})
         delay = _flush_delay(state, state.pending_presence)
 
 
 async def push_typing(room_id: int, user: Any) -> None:
     """Tell the room's audience that the user is typing (their own connections skip it)."""
-    frame = json.dumps({"action": "typing", "room": room_id, "data": {"user": UserSerializer(user).data}})
-    await _group_send(groups.room_group(room_id), {"type": "room.typing", "user_id": user.pk, "text": frame})
+    frame = json.dumps({"action": groups.PUSH_TYPING, "room": room_id, "data": {"user": UserSerializer(user).data}})
+    await _group_send(groups.room_group(room_id), {"type": groups.TYPING_EVENT, "user_id": user.pk, "text": frame})
 
 
 async def push_user_status(users: list[dict[str, Any]], online: bool) -> None:
     """Tell online-users subscribers that these users came online or went offline."""
     for user in users:
-        await _group_send(groups.ONLINE_USERS_GROUP, {"type": "users.status", "data": {"user": user, "online": online}})
+        await _group_send(groups.ONLINE_USERS_GROUP, {"type": groups.USER_STATUS_EVENT, "data": {"user": user, "online": online}})
 
 
 async def push_credentials_revoked(user_id: int, token_key: str | None) -> None:
     """Close the user's connections that used this token (all of them when token_key is None)."""
-    await _group_send(groups.user_group(user_id), {"type": "auth.revoked", "token": token_key})
+    await _group_send(groups.user_group(user_id), {"type": groups.AUTH_REVOKED_EVENT, "token": token_key})
 
 
 @db_thread
 def _users_by_id(user_ids: list[int]) -> list[dict[str, Any]]:
-    return UserSerializer(selectors.users_by_id(user_ids=user_ids), many=True).data
+    # DRF's stubs type `.data` as a dict even with many=True (a ReturnList at run time).
+    return serialize_many(UserSerializer, selectors.users_by_id(user_ids=user_ids))
 
 
 # Closed connections are forgotten in batches: 500 clients dropping at once cost a few

@@ -1,4 +1,4 @@
-"""Credential revocation ends open WebSocket connections (PROTOCOL.md §2: close code 4401)."""
+"""Credential revocation ends open WebSocket connections (api_docs/PROTOCOL.md §2: close code 4401)."""
 
 from typing import Any
 

@@ -1,4 +1,4 @@
-"""HTTP API (PROTOCOL.md §4): thin DRF views over chat.core.services and chat.core.selectors."""
+"""HTTP API (api_docs/PROTOCOL.md §4): thin DRF views over chat.core.services and chat.core.selectors."""
 
 from typing import Any
 
@@ -7,6 +7,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status, views, viewsets
 from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -25,9 +26,17 @@ from chat.core.serializers import (
     UserPageSerializer,
     UserSearchParamsSerializer,
     UserSerializer,
+    serialize_many,
     validate,
 )
-from chat.models import Message, Room
+from chat.models import Message, Room, User
+
+
+def _user(request: Request) -> User:
+    """The request's user; every view but RegisterView requires one (DEFAULT_PERMISSION_CLASSES)."""
+    if not isinstance(request.user, User):
+        raise NotAuthenticated()
+    return request.user
 
 
 class RegisterView(generics.CreateAPIView):
@@ -62,7 +71,7 @@ class UserListView(views.APIView):
     def get(self, request: Request) -> Response:
         params = validate(UserSearchParamsSerializer, request.query_params)
         users, count = selectors.user_search(prefix=params.get("search", ""), page=params["page"], page_size=params["page_size"])
-        return Response({"results": UserSerializer(users, many=True).data, "count": count})
+        return Response({"results": serialize_many(UserSerializer, users), "count": count})
 
 
 class MeView(generics.RetrieveAPIView):
@@ -94,7 +103,7 @@ class RoomViewSet(viewsets.GenericViewSet):
 
     def create(self, request: Request) -> Response:
         data = validate(RoomSerializer, request.data)
-        room = services.room_create(host=request.user, name=data["name"])
+        room = services.room_create(host=_user(request), name=data["name"])
         return Response(RoomSerializer(room).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, pk: str) -> Response:
@@ -104,24 +113,24 @@ class RoomViewSet(viewsets.GenericViewSet):
         room = self.get_object()
         serializer = RoomSerializer(room, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        room = services.room_update(room=room, user=request.user, name=serializer.validated_data.get("name", room.name))
+        room = services.room_update(room=room, user=_user(request), name=serializer.validated_data.get("name", room.name))
         return Response(RoomSerializer(room).data)
 
     def destroy(self, request: Request, pk: str) -> Response:
-        services.room_delete(room=self.get_object(), user=request.user)
+        services.room_delete(room=self.get_object(), user=_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None)
     @action(detail=True, methods=["post"])
     def join(self, request: Request, pk: str) -> Response:
         room = self.get_object()
-        services.room_join(room_id=room.pk, user=request.user)
+        services.room_join(room_id=room.pk, user=_user(request))
         return Response(RoomSerializer(room).data)
 
     @extend_schema(request=None, responses={204: None})
     @action(detail=True, methods=["post"])
     def leave(self, request: Request, pk: str) -> Response:
-        services.room_leave(room_id=self.get_object().pk, user=request.user)
+        services.room_leave(room_id=self.get_object().pk, user=_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(methods=["get"], parameters=[MessageHistoryParamsSerializer])
@@ -133,10 +142,10 @@ class RoomViewSet(viewsets.GenericViewSet):
             selectors.room_assert_exists(pk=room_id)
             params = validate(MessageHistoryParamsSerializer, request.query_params)
             messages, has_more = selectors.message_history(room_id=room_id, **params)
-            return Response({"results": MessageSerializer(messages, many=True).data, "has_more": has_more})
+            return Response({"results": serialize_many(MessageSerializer, messages), "has_more": has_more})
         data = validate(MessageSerializer, request.data)
         message, created = services.message_create(
-            room_id=room_id, author=request.user, text=data["text"], client_id=data.get("client_id"), reply_to=data.get("reply_to")
+            room_id=room_id, author=_user(request), text=data["text"], client_id=data.get("client_id"), reply_to=data.get("reply_to")
         )
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -156,11 +165,11 @@ class MessageViewSet(viewsets.GenericViewSet):
     def partial_update(self, request: Request, pk: str) -> Response:
         message = self.get_object()
         data = validate(MessageSerializer, request.data)
-        message = services.message_update(message=message, user=request.user, text=data["text"])
+        message = services.message_update(message=message, user=_user(request), text=data["text"])
         return Response(MessageSerializer(message).data)
 
     def destroy(self, request: Request, pk: str) -> Response:
-        services.message_delete(message=self.get_object(), user=request.user)
+        services.message_delete(message=self.get_object(), user=_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
@@ -179,9 +188,9 @@ class MessageViewSet(viewsets.GenericViewSet):
         body = request.data if request.data else request.query_params
         emoji = validate(EmojiParamSerializer, body)["emoji"]
         if request.method == "POST":
-            message, created = services.reaction_add(message_id=message_id, user=request.user, emoji=emoji)
+            message, created = services.reaction_add(message_id=message_id, user=_user(request), emoji=emoji)
             return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
-        message = services.reaction_remove(message_id=message_id, user=request.user, emoji=emoji)
+        message = services.reaction_remove(message_id=message_id, user=_user(request), emoji=emoji)
         return Response(MessageSerializer(message).data)
 
     @extend_schema(parameters=[MessageSearchQuerySerializer], responses=MessageSearchPageSerializer)
@@ -189,6 +198,6 @@ class MessageViewSet(viewsets.GenericViewSet):
     def search(self, request: Request) -> Response:
         params = validate(MessageSearchQuerySerializer, request.query_params)
         messages, has_more = selectors.message_search(
-            user=request.user, query=params["q"], room_id=params.get("room"), limit=params["limit"], before_id=params.get("before_id")
+            user=_user(request), query=params["q"], room_id=params.get("room"), limit=params["limit"], before_id=params.get("before_id")
         )
-        return Response({"results": MessageSerializer(messages, many=True).data, "has_more": has_more})
+        return Response({"results": serialize_many(MessageSerializer, messages), "has_more": has_more})

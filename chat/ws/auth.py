@@ -1,4 +1,4 @@
-"""WebSocket handshake policy (PROTOCOL.md §2, Authentication).
+"""WebSocket handshake policy (api_docs/PROTOCOL.md §2, Authentication).
 
 Browsers authenticate with the session cookie and always send an Origin, which
 must be an allowed host. Native clients send no Origin and authenticate with an

@@ -1,18 +1,16 @@
-"""WebSocket actions of PROTOCOL.md §7: reactions and message search (replies ride on create_message)."""
+"""WebSocket actions of api_docs/PROTOCOL.md §7: reactions and message search (replies ride on create_message)."""
 
 from typing import Any
 
 from chat.core import selectors, services
 from chat.core.db import db_action
-from chat.core.serializers import MessageSearchParamsSerializer, MessageSerializer, ReactionParamsSerializer, validate
+from chat.core.serializers import MessageSearchParamsSerializer, MessageSerializer, ReactionParamsSerializer, serialize_many, validate
+from chat.ws.connection import ConsumerMixin
+from chat.ws.protocol import Status
 
-Status = tuple[Any, int]
 
-
-class SocialActionsMixin:
-    """add_reaction, remove_reaction and search_messages, for RoomConsumer."""
-
-    user: Any
+class SocialActionsMixin(ConsumerMixin):
+    """add_reaction, remove_reaction and search_messages."""
 
     @db_action()
     def add_reaction(self, **params: Any) -> Status:
@@ -35,4 +33,4 @@ class SocialActionsMixin:
         messages, has_more = selectors.message_search(
             user=self.user, query=query["query"], room_id=query.get("pk"), limit=query["limit"], before_id=query.get("before_id")
         )
-        return {"results": MessageSerializer(messages, many=True).data, "has_more": has_more}, 200
+        return {"results": serialize_many(MessageSerializer, messages), "has_more": has_more}, 200

@@ -44,11 +44,11 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="Only count what would be deleted.")
 
     def handle(self, *args: Any, days: int | None, batch_size: int, dry_run: bool, **options: Any) -> None:
-        days = days or settings.CHAT_MESSAGE_RETENTION_DAYS
-        if not days:
+        retention_days: float | None = days or settings.CHAT_MESSAGE_RETENTION_DAYS
+        if not retention_days:
             self.stdout.write("Message retention is off (CHAT_MESSAGE_RETENTION_DAYS is unset): nothing pruned.")
             return
-        cutoff = timezone.now() - datetime.timedelta(days=days)
+        cutoff = timezone.now() - datetime.timedelta(days=retention_days)
         if dry_run:
             count = Message.objects.filter(created_at__lt=cutoff).count()
             self.stdout.write(f"Would delete {count} messages created before {cutoff.isoformat()}.")
@@ -57,15 +57,16 @@ class Command(BaseCommand):
         deleted = batches = 0
         after_pk = 0
         while True:
-            batch_deleted, after_pk = self._delete_batch(cutoff=cutoff, after_pk=after_pk, batch_size=batch_size)
-            if after_pk is None:
+            batch_deleted, next_pk = self._delete_batch(cutoff=cutoff, after_pk=after_pk, batch_size=batch_size)
+            if next_pk is None:
                 break
+            after_pk = next_pk
             deleted += batch_deleted
             batches += 1
         log_event(
             logger,
             "prune.done",
-            days=days,
+            days=retention_days,
             deleted=deleted,
             batches=batches,
             duration_ms=round((time.monotonic() - started) * 1000, 1),

@@ -1,6 +1,6 @@
 "use strict";
 /*
- * A client for the public WebSocket API /ws/chat/room/ (PROTOCOL.md §2), as any SPA would
+ * A client for the public WebSocket API /ws/chat/room/ (api_docs/PROTOCOL.md §2), as any SPA would
  * write it: the browser's session cookie authenticates the handshake, requests carry a
  * request_id and get exactly one response, frames without response_status are pushes.
  * A dropped connection is reopened with exponential backoff and jitter, and `onOpen`

@@ -1,0 +1,68 @@
+"""What one chat connection holds across its topics (rooms, presence, messages), and its session.
+
+`ConsumerMixin` is the base of the topic mixins (chat/ws/rooms.py, presence.py,
+messages.py...): to the type checker it is a ChatConnection, so `self.reply`,
+`self.user` and the state below check; at run time it is a plain class whose
+actions DCRF's metaclass collects (via dir()) from RoomConsumer's bases.
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from chat.core import services
+from chat.core.db import db_thread
+from chat.core.serializers import UserSerializer
+from chat.events import groups, realtime
+from chat.ws.protocol import ProtocolConsumer
+from chat.ws.streams import MessageStream
+
+CLOSE_AUTH_REVOKED = 4401
+
+
+class ChatConnection(ProtocolConsumer):
+    """The protocol consumer plus the chat's per-connection state and session (presence row, user group)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Dicts used as ordered sets: an empty dict is a third of an empty set's size, and
+        # most of 10,000 idle connections never fill these.
+        self.present_rooms: dict[int, None] = {}
+        self.last_joined_room: int | None = None
+        self.message_streams: dict[tuple[int, Any], MessageStream] = {}
+        self.instance_subscriptions: dict[tuple[int, Any], None] = {}
+        self.online_users_request_ids: dict[Any, None] = {}
+        self.went_online = False
+
+    async def open_session(self) -> None:
+        await super().open_session()
+        self.went_online = await db_thread(services.connection_open)(
+            channel_name=self.channel_name, user=self.user, server_id=realtime.SERVER_ID
+        )
+        await self.add_group(groups.user_group(self.user.pk))
+
+    async def session_opened(self) -> None:
+        await super().session_opened()
+        realtime.ensure_heartbeat()
+        if self.went_online:
+            await realtime.push_user_status([UserSerializer(self.user).data], online=True)
+
+    async def close_session(self) -> None:
+        await super().close_session()
+        await realtime.forget_connection(self.channel_name)
+
+    async def sync_room_group(self, room_id: int) -> None:
+        """Be in the room's presence/typing audience exactly while present or subscribed to its messages."""
+        if room_id in self.present_rooms or any(room == room_id for room, _ in self.message_streams):
+            await self.add_group(groups.room_group(room_id))
+        else:
+            await self.remove_group(groups.room_group(room_id))
+
+    async def auth_revoked(self, event: dict[str, Any]) -> None:
+        """Layer events of type groups.AUTH_REVOKED_EVENT: close if this connection's credentials were revoked."""
+        if event["token"] is None or event["token"] == self.scope.get("auth_token"):
+            await self.close(code=CLOSE_AUTH_REVOKED)
+
+
+if TYPE_CHECKING:
+    ConsumerMixin = ChatConnection
+else:
+    ConsumerMixin = object

@@ -1,0 +1,92 @@
+"""Being in a room over WebSocket (api_docs/PROTOCOL.md §2-3): join, leave, typing, online users, and their pushes."""
+
+from typing import Any
+
+from djangochannelsrestframework.decorators import action
+
+from chat.core import selectors, services
+from chat.core.db import db_thread
+from chat.core.exceptions import NotPresent
+from chat.core.serializers import PkParamSerializer, RoomSerializer, UserSerializer, serialize_many, validate
+from chat.events import groups, realtime
+from chat.ops import metrics
+from chat.ws.connection import ConsumerMixin
+from chat.ws.protocol import Status
+
+
+@db_thread
+def _enter_room(channel_name: str, room_id: int, user: Any) -> tuple[bool, dict[str, Any]]:
+    """Be present in the room on this connection; whether presence changed, and the Room that includes the caller."""
+    changed = services.presence_enter(channel_name=channel_name, room_id=room_id, user=user)
+    return changed, RoomSerializer(selectors.room_get(pk=room_id)).data
+
+
+@db_thread
+def _online_users_json() -> list[dict[str, Any]]:
+    return serialize_many(UserSerializer, selectors.online_users())
+
+
+class PresenceMixin(ConsumerMixin):
+    """Presence in rooms, typing, and who is online."""
+
+    @action()
+    async def join_room(self, **params: Any) -> Status:
+        room_id = validate(PkParamSerializer, params)["pk"]
+        # Join the audience first, so this connection also gets the presence push it causes.
+        await self.add_group(groups.room_group(room_id))
+        try:
+            changed, room = await _enter_room(self.channel_name, room_id, self.user)
+        except Exception:
+            await self.sync_room_group(room_id)
+            raise
+        self.present_rooms[room_id] = None
+        self.last_joined_room = room_id
+        if changed:
+            await realtime.push_presence([room_id])
+        return room, 200
+
+    @action()
+    async def leave_room(self, **params: Any) -> Status:
+        room_id = validate(PkParamSerializer, params)["pk"]
+        changed = await db_thread(services.presence_leave)(channel_name=self.channel_name, room_id=room_id, user=self.user)
+        self.present_rooms.pop(room_id, None)
+        if self.last_joined_room == room_id:
+            self.last_joined_room = None
+        await self.sync_room_group(room_id)
+        if changed:
+            await realtime.push_presence([room_id])
+        return None, 200
+
+    @action()
+    async def typing(self, **params: Any) -> Status:
+        room_id = validate(PkParamSerializer, params)["pk"]
+        if room_id not in self.present_rooms:
+            await db_thread(selectors.room_assert_exists)(pk=room_id)
+            raise NotPresent()
+        await realtime.push_typing(room_id, self.user)
+        return None, 200
+
+    @action()
+    async def subscribe_to_online_users(self, request_id: Any, **params: Any) -> Status:
+        await self.add_group(groups.ONLINE_USERS_GROUP)
+        self.online_users_request_ids[request_id] = None
+        return {"users": await _online_users_json()}, 200
+
+    # --- layer events (type "a.b" calls method a_b; see chat.events.groups) -------------------
+
+    async def room_presence(self, event: dict[str, Any]) -> None:
+        """groups.PRESENCE_EVENT: the frame was encoded once by the sender."""
+        await self.send_text(event["text"])
+        metrics.event_sent(groups.PUSH_PRESENCE)
+
+    async def room_typing(self, event: dict[str, Any]) -> None:
+        """groups.TYPING_EVENT: not echoed to the typist's own connections."""
+        if event["user_id"] != self.user.pk:
+            await self.send_text(event["text"])
+            metrics.event_sent(groups.PUSH_TYPING)
+
+    async def users_status(self, event: dict[str, Any]) -> None:
+        """groups.USER_STATUS_EVENT: once per online-users subscription."""
+        for request_id in self.online_users_request_ids:
+            await self.send_json({"action": groups.PUSH_USER_STATUS, "request_id": request_id, "data": event["data"]})
+            metrics.event_sent(groups.PUSH_USER_STATUS)

@@ -1,0 +1,218 @@
+"""The WebSocket protocol envelope (api_docs/PROTOCOL.md §2) and every override of Channels, DCRF and daphne behaviour.
+
+`ProtocolConsumer` turns frames into DCRF actions and every outcome into one response
+envelope `{action, request_id, response_status, data, errors}`; it knows nothing of
+rooms or messages. Subclasses add actions (see chat/ws/consumer.py) and fill in the
+session hooks. The private DCRF/Channels APIs relied on here are pinned by
+tests/unit/test_seams.py.
+"""
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Coroutine
+from typing import Any
+
+from channels.consumer import get_handler_name
+from django.http import Http404
+from djangochannelsrestframework.generics import GenericAsyncAPIConsumer
+from djangochannelsrestframework.permissions import IsAuthenticated
+from rest_framework.exceptions import APIException, MethodNotAllowed
+
+from chat.core.exceptions import RateLimited
+from chat.events.fanout import local_fanout
+from chat.ops import metrics
+from chat.ops.logging import log_event
+
+logger = logging.getLogger("chat.ws.consumer")  # the name connection logs have always had
+
+MAX_FRAME_BYTES = 64 * 1024
+CLOSE_INTERNAL_ERROR = 1011
+
+# What a request/response action returns: the response's data and status.
+Status = tuple[Any, int]
+
+
+def _request_id_is_valid(request_id: Any) -> bool:
+    return request_id is None or (isinstance(request_id, (str, int, float)) and not isinstance(request_id, bool))
+
+
+class ProtocolConsumer(GenericAsyncAPIConsumer):
+    """One authenticated connection speaking the envelope: frames in, one response per request out."""
+
+    permission_classes = (IsAuthenticated,)
+    # No layer channel of its own: every event reaches a connection through its process's
+    # fan-out (chat/events/fanout.py), so Channels need not subscribe to and listen on one per
+    # connection (a Redis subscription, a queue and a task each). With None, Channels'
+    # __call__ neither creates a channel nor sets channel_name, and reads only the socket.
+    channel_layer_alias = None
+    # Channels' own set of joined groups (untyped there); here they are fan-out groups.
+    groups: set[str]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # This connection's id (Connection.channel_name): what presence rows point at. Set here
+        # because Channels only names a connection after its (absent) layer channel.
+        self.channel_name = f"conn.{uuid.uuid4().hex}"
+        self.user: Any = None
+        self.opened_at = time.monotonic()
+
+    # --- session hooks (subclasses extend them, calling super()) -------------------------
+
+    async def open_session(self) -> None:
+        """Before the handshake is accepted: a failure here refuses it."""
+
+    async def session_opened(self) -> None:
+        """Right after the handshake was accepted."""
+
+    async def close_session(self) -> None:
+        """After an accepted connection closed: forget what it left behind."""
+
+    # --- connection lifecycle -------------------------------------------------------
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        # Replaces DCRF's permission loop: refusal must be counted and logged, and the
+        # session opened before the handshake is accepted.
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated or not user.is_active:
+            metrics.connection_refused()
+            log_event(logger, "ws.refused", auth="token" if self.scope.get("auth_token") else "session")
+            await self.close()  # before accept: the handshake is refused with HTTP 403
+            return
+        self.user = user
+        await self.open_session()
+        await self.accept()
+        metrics.connection_accepted()
+        log_event(logger, "ws.connect", user_id=user.pk)
+        await self.session_opened()
+
+    async def add_group(self, name: str) -> None:
+        # DCRF's add_group calls channel_layer.group_add for our own channel, which we do not
+        # have: join through the process's fan-out instead (chat/events/fanout.py). DCRF's
+        # observers call this on subscribe, so they need no change.
+        if name not in self.groups:
+            self.groups.add(name)
+            try:
+                await local_fanout().add(name, self)
+            except BaseException:
+                self.groups.discard(name)
+                raise
+
+    async def remove_group(self, name: str) -> None:
+        if name in self.groups:
+            self.groups.discard(name)
+            await local_fanout().discard(name, self)
+
+    def detach(self, work: Coroutine[Any, Any, None]) -> object:
+        """Run work beside this connection's frames; cancelled when it closes."""
+        task = asyncio.ensure_future(work)
+        # DCRF's websocket_disconnect awaits what is in detached_tasks; finished tasks leave
+        # it at once, so a long-lived connection's list does not grow.
+        self.detached_tasks.append(task)
+        task.add_done_callback(lambda done: done in self.detached_tasks and self.detached_tasks.remove(done))
+        return task
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        # Cancel first: DCRF's websocket_disconnect awaits each detached task in turn.
+        for task in list(self.detached_tasks):
+            task.cancel()
+        fanout = local_fanout()
+        for name in self.groups:
+            await fanout.discard(name, self)
+        # Emptied before Channels' websocket_disconnect, which would group_discard each one
+        # on a channel layer this consumer does not have (InvalidChannelLayerError).
+        self.groups = set()
+        await super().websocket_disconnect(message)
+
+    async def disconnect(self, code: int) -> None:
+        if self.user is None:  # refused before the handshake: nothing was opened
+            return
+        metrics.connection_closed(code)
+        duration_ms = round((time.monotonic() - self.opened_at) * 1000)
+        log_event(logger, "ws.disconnect", user_id=self.user.pk, close_code=code, duration_ms=duration_ms)
+        await self.close_session()
+
+    # --- frames ------------------------------------------------------------------------
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels' dispatch first hops to the shared sync thread to close stale database
+        # connections, for every frame and every event: that serialises fan-out across all
+        # consumers. Our database work goes through db_thread, which does it.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        """Decode one frame; any bad frame gets a 400/413 response and the connection stays usable."""
+        # Replaces AsyncJsonWebsocketConsumer.receive, whose json.loads error would end the
+        # connection and which hands binary frames to the JSON decoder.
+        if text_data is None:
+            await self.reply(action=None, status=400, errors=["Binary frames are not supported: send JSON text."])
+            return
+        if len(text_data) > MAX_FRAME_BYTES or len(text_data.encode("utf-8", "surrogatepass")) > MAX_FRAME_BYTES:
+            await self.reply(action=None, status=413, errors=[f"Frame too large: the limit is {MAX_FRAME_BYTES} bytes."])
+            return
+        try:
+            content = json.loads(text_data)
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
+            await self.reply(action=None, status=400, errors=["Invalid JSON."])
+            return
+        if not isinstance(content, dict):
+            await self.reply(action=None, status=400, errors=["A frame must be a JSON object."])
+            return
+        request_id = content.pop("request_id", None)
+        action_name = content.pop("action", None)
+        if not _request_id_is_valid(request_id):
+            request_id = None
+            errors = ["request_id must be a string or a number."]
+        elif not isinstance(action_name, str):
+            errors = ["action is missing: give the name of an action as a string."]
+        else:
+            content.pop("self", None)  # would collide with the handler's own argument
+            await self.handle_action(action_name, request_id=request_id, **content)
+            return
+        await self.reply(action=action_name if isinstance(action_name, str) else None, status=400, errors=errors, request_id=request_id)
+
+    async def handle_exception(self, exc: Exception, action: str | None, request_id: Any) -> None:
+        """Every failure becomes one response; unexpected ones are logged and answered 500."""
+        # DCRF re-raises unexpected exceptions, which would end the connection.
+        if isinstance(exc, RateLimited):
+            await self.reply(
+                action=action, status=429, errors=[str(exc.detail)], data={"retry_after": exc.retry_after}, request_id=request_id
+            )
+        elif isinstance(exc, (APIException, Http404)):
+            await super().handle_exception(exc, action, request_id)
+        else:
+            logger.exception("action %s failed (request_id=%r)", action, request_id)
+            await self.reply(action=action, status=500, errors=["Internal server error."], request_id=request_id)
+
+    async def reply(
+        self, action: str | None, data: Any = None, errors: list[Any] | None = None, status: int = 200, request_id: Any = None
+    ) -> None:
+        """Send the one response to a request; count it, and log it when it is an error."""
+        metrics.action_handled(action, status)
+        if status >= 400:
+            log_event(
+                logger,
+                "ws.error",
+                level=logging.WARNING,
+                user_id=self.user.pk if self.user else None,
+                action=action,
+                request_id=request_id,
+                status=status,
+            )
+        await super().reply(action=action, data=data, errors=errors, status=status, request_id=request_id)
+
+    async def handle_action(self, action: str, request_id: Any, **params: Any) -> None:
+        # DCRF checks permissions before it looks the action up: unknown must be 405 for everyone.
+        if action not in self.available_actions:
+            await self.handle_exception(MethodNotAllowed(action), action, request_id)
+            return
+        await super().handle_action(action, request_id=request_id, **params)
+
+    async def send_text(self, text: str) -> None:
+        """Send one already encoded frame straight to the server (the generic send() only wraps this in two calls)."""
+        await self.base_send({"type": "websocket.send", "text": text})

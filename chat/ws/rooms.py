@@ -1,0 +1,74 @@
+"""Room actions over WebSocket (api_docs/PROTOCOL.md §2): list, retrieve, create, patch, delete, and the room instance stream."""
+
+from typing import Any
+
+from djangochannelsrestframework.decorators import action
+
+from chat.core import selectors, services
+from chat.core.db import db_action, db_thread
+from chat.core.exceptions import NotSubscribed
+from chat.core.serializers import PkParamSerializer, RoomListParamsSerializer, RoomSerializer, validate
+from chat.events import groups
+from chat.events.streams import room_observer
+from chat.ops import metrics
+from chat.ws.connection import ConsumerMixin
+from chat.ws.protocol import Status
+
+
+class RoomsMixin(ConsumerMixin):
+    """Rooms as resources, and subscriptions to one room's changes."""
+
+    @db_action(name="list")  # not `def list`: that would shadow the builtin in this class body
+    def list_rooms(self, **params: Any) -> Status:
+        rooms, count = selectors.room_list(**validate(RoomListParamsSerializer, params))
+        return {"results": RoomSerializer(rooms, many=True).data, "count": count}, 200
+
+    @db_action()
+    def retrieve(self, **params: Any) -> Status:
+        return RoomSerializer(selectors.room_get(**validate(PkParamSerializer, params))).data, 200
+
+    @db_action()
+    def create(self, data: Any = None, **params: Any) -> Status:
+        room = services.room_create(host=self.user, name=validate(RoomSerializer, data)["name"])
+        return RoomSerializer(room).data, 201
+
+    @db_action()
+    def patch(self, data: Any = None, **params: Any) -> Status:
+        room = selectors.room_get(**validate(PkParamSerializer, params))
+        serializer = RoomSerializer(room, data=data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        room = services.room_update(room=room, user=self.user, name=serializer.validated_data.get("name", room.name))
+        return RoomSerializer(room).data, 200
+
+    @db_action()
+    def delete(self, **params: Any) -> Status:
+        services.room_delete(room=selectors.room_get(**validate(PkParamSerializer, params)), user=self.user)
+        return None, 204
+
+    # --- room instance stream --------------------------------------------------------------
+
+    @action()
+    async def subscribe_instance(self, request_id: Any, **params: Any) -> Status:
+        room_id = validate(PkParamSerializer, params)["pk"]
+        await db_thread(selectors.room_assert_exists)(pk=room_id)
+        await room_observer.subscribe(self, room_id=room_id, request_id=request_id)
+        self.instance_subscriptions[room_id, request_id] = None
+        return None, 200
+
+    @action()
+    async def unsubscribe_instance(self, request_id: Any, **params: Any) -> Status:
+        room_id = validate(PkParamSerializer, params)["pk"]
+        if (room_id, request_id) not in self.instance_subscriptions:
+            raise NotSubscribed()
+        self.instance_subscriptions.pop((room_id, request_id), None)
+        await room_observer.unsubscribe(self, room_id=room_id, request_id=request_id)
+        return None, 200
+
+    async def room_activity(self, message: dict[str, Any]) -> None:
+        """Layer events of type groups.ROOM_EVENT: a room was renamed or deleted."""
+        event, action = message["body"], message["action"]
+        if action not in (groups.PUSH_UPDATE, groups.PUSH_DELETE):
+            return
+        for request_id in room_observer.request_ids(self, message["group"]):
+            await self.send_json({"action": action, "request_id": request_id, "pk": event["pk"], "data": event})
+            metrics.event_sent(action, message["committed_at"])

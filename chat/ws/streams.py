@@ -1,0 +1,126 @@
+"""One message-stream subscription (api_docs/PROTOCOL.md §2): replay, then live events, gap-free and in seq order.
+
+The stream knows nothing of ASGI or the channel layer: it is given `send` (write one
+text frame to the client) and `read_history` (a page of stored messages), so it can
+be tested with plain asyncio.
+"""
+
+import json
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from chat.events.groups import PUSH_CREATE
+from chat.ops import metrics
+
+logger = logging.getLogger(__name__)
+
+# Send one text frame to the client.
+Send = Callable[[str], Awaitable[None]]
+# A page of the room's stored messages (§1 Message dicts, seq ascending) with
+# after_seq < seq (< before_seq when given), and whether more follow.
+ReadHistory = Callable[[int, int, int | None], Awaitable[tuple[list[dict[str, Any]], bool]]]
+# Run a coroutine beside the connection's frames (cancelled when the connection closes).
+Spawn = Callable[[Coroutine[Any, Any, None]], object]
+# What to do when catching up fails: the consumer closes the connection with 1011.
+Fail = Callable[[], Awaitable[None]]
+
+# A live event body, as chat.events.streams.message_event builds it, and its action.
+Event = dict[str, Any]
+
+
+def message_push(action: str, request_id: Any, pk: int, data_json: str) -> str:
+    """A message-stream push frame around already encoded message JSON."""
+    return f'{{"action": "{action}", "request_id": {json.dumps(request_id)}, "pk": {pk}, "data": {data_json}}}'
+
+
+class MessageStream:
+    """Where one subscription to a room's messages stands, and how it moves on.
+
+    While `backlog` is a deque the stream is catching up from the database (after
+    `last_seq`, or across a gap the layer left) and live events wait in it; once
+    `ended`, it sends nothing more.
+    """
+
+    def __init__(
+        self, room_id: int, request_id: Any, *, last_seq: int, send: Send, read_history: ReadHistory, spawn: Spawn, fail: Fail
+    ) -> None:
+        self.room_id = room_id
+        self.request_id = request_id
+        self.last_seq = last_seq
+        # Subscribed before the consumer reads where the room stands, so events wait here
+        # until the first catch-up is done: nothing falls in between.
+        self.backlog: deque[tuple[Event, str]] | None = deque()
+        self.ended = False
+        self._send = send
+        self._read_history = read_history
+        self._spawn = spawn
+        self._fail = fail
+
+    def end(self) -> None:
+        """Stop sending: a replay or gap repair in progress stops at its next step."""
+        self.ended = True
+
+    async def catch_up(self, stored_up_to: int | None = None) -> None:
+        """Send what the database has after last_seq, then the live events held meanwhile; then go live.
+
+        If that fails the connection is closed: the client resumes with after_seq, whereas
+        carrying on would leave a silent gap or a subscription stuck in catch-up.
+        """
+        try:
+            await self._replay_then_go_live(stored_up_to)
+        except Exception:
+            logger.exception("catching up room %s for request_id %r failed", self.room_id, self.request_id)
+            await self._fail()
+
+    async def deliver(self, event: Event, action: str) -> bool:
+        """Forward one live event, keeping `create`s gap-free and in seq order; True if sent now.
+
+        Called by the process's fan-out for every local subscriber in turn, so it never
+        waits on the database: a gap is filled by a task of the connection's own.
+        """
+        if self.backlog is not None:
+            self.backlog.append((event, action))
+            return False
+        if action == PUSH_CREATE:
+            if event["seq"] <= self.last_seq:
+                return False  # already sent by a replay or a gap fill
+            if event["seq"] > self.last_seq + 1:
+                self.backlog = deque([(event, action)])
+                self._spawn(self.catch_up())
+                return False
+            self.last_seq = event["seq"]
+        await self._send_event(event, action)
+        return True
+
+    async def _replay_then_go_live(self, stored_up_to: int | None) -> None:
+        # stored_up_to: the room's last seq, read after subscribing; anything newer is in the backlog.
+        if stored_up_to is None or self.last_seq < stored_up_to:
+            await self._send_missed()
+        backlog = self.backlog
+        while backlog and not self.ended:
+            event, action = backlog.popleft()
+            if action == PUSH_CREATE:
+                if event["seq"] <= self.last_seq:
+                    continue  # the replay already sent it
+                if event["seq"] > self.last_seq + 1:
+                    # The layer dropped or reordered events: the database has what is missing.
+                    metrics.events_recovered(await self._send_missed(before_seq=event["seq"]))
+                self.last_seq = event["seq"]
+            await self._send_event(event, action)
+        self.backlog = None  # no await since the loop's last check: nothing can slip in
+
+    async def _send_missed(self, before_seq: int | None = None) -> int:
+        """Send, as `create` events, the stored messages the stream has not sent (before before_seq)."""
+        has_more, sent = True, 0
+        while has_more and not self.ended:
+            messages, has_more = await self._read_history(self.room_id, self.last_seq, before_seq)
+            for message in messages:
+                self.last_seq = message["seq"]
+                await self._send(message_push(PUSH_CREATE, self.request_id, message["id"], json.dumps(message)))
+            sent += len(messages)
+        return sent
+
+    async def _send_event(self, event: Event, action: str) -> None:
+        await self._send(message_push(action, self.request_id, event["pk"], event["data_json"]))
