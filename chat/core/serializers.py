@@ -241,13 +241,6 @@ class MessageSearchQuerySerializer(serializers.Serializer):
     before_id = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, help_text="Older than this message id.")
 
 
-class MessageSearchPageSerializer(serializers.Serializer):
-    """A page of search results, newest first (for the OpenAPI schema)."""
-
-    results = MessageSerializer(many=True)
-    has_more = serializers.BooleanField()
-
-
 class UserSearchParamsSerializer(serializers.Serializer):
     """GET /api/users/ query parameters: a username prefix and the page."""
 
@@ -256,13 +249,6 @@ class UserSearchParamsSerializer(serializers.Serializer):
     )
     page = serializers.IntegerField(min_value=1, max_value=MAX_PAGE, default=1)
     page_size = serializers.IntegerField(min_value=1, max_value=MAX_PAGE_SIZE, default=DEFAULT_PAGE_SIZE)
-
-
-class UserPageSerializer(serializers.Serializer):
-    """A page of users (for the OpenAPI schema)."""
-
-    results = UserSerializer(many=True)
-    count = serializers.IntegerField()
 
 
 class RoomParamSerializer(serializers.Serializer):
