@@ -49,7 +49,7 @@ services:
 chromium:
 	scripts/ensure-chromium.sh
 
-## Benchmark: fan-out, latency, connection capacity; 4 server configurations in < 10 min (bench/README.md). BENCH_ARGS=--help
+## Benchmark: fan-out, latency, connections, reconnect storm; 6 configurations (raw websockets ceiling included) in < 15 min (bench/README.md). BENCH_ARGS=--help
 bench: $(VENV)/.installed-dev services
 	$(PY) -m bench $(BENCH_ARGS)
 

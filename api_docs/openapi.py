@@ -3,8 +3,9 @@
 The views in chat/http/views.py validate input with shared serializers and return
 hand-built envelopes (`{"results", "count"}`), which drf-spectacular cannot infer.
 The extensions below replace each view, for schema generation only, with a
-subclass carrying the exact request bodies, response bodies and error responses
-of api_docs/PROTOCOL.md §4. Requests are served by the original views.
+subclass carrying the exact parameters, request bodies, response bodies and error
+responses of api_docs/PROTOCOL.md §4. Requests are served by the original views, which carry
+no annotations of their own: this is the one place the HTTP API is described.
 """
 
 from typing import Any
@@ -14,13 +15,18 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework import serializers
 
 from chat.core.serializers import (
+    PASSWORD_MAX_LENGTH,
+    USERNAME_MAX_LENGTH,
     EmojiParamSerializer,
+    MessageHistoryParamsSerializer,
     MessageSearchQuerySerializer,
     MessageSerializer,
+    RoomListParamsSerializer,
     RoomSerializer,
     UserSearchParamsSerializer,
     UserSerializer,
 )
+from chat.models import CLIENT_ID_MAX_LENGTH, MESSAGE_MAX_LENGTH, ROOM_NAME_MAX_LENGTH
 
 # --- error bodies (DRF's usual JSON) ----------------------------------------------------------
 DETAIL = inline_serializer("ErrorDetail", {"detail": serializers.CharField()})
@@ -50,20 +56,21 @@ def _errors(*codes: int) -> dict[int, OpenApiResponse]:
 
 # --- bodies ---------------------------------------------------------------------------------
 # Request components get a "Request" suffix (COMPONENT_SPLIT_REQUEST), and PATCH ones a "Patched" prefix.
-ROOM_NAME = inline_serializer("RoomName", {"name": serializers.CharField(min_length=1, max_length=255)})
+# Limits come from chat.models / chat.core.serializers, never retyped (tests/unit/test_single_sources.py).
+ROOM_NAME = inline_serializer("RoomName", {"name": serializers.CharField(min_length=1, max_length=ROOM_NAME_MAX_LENGTH)})
 # A raw schema, not a serializer: drf-spectacular would make `text` optional on PATCH, but the server requires it.
 MESSAGE_TEXT: dict[str, Any] = {
     "type": "object",
     "required": ["text"],
-    "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 500}},
+    "properties": {"text": {"type": "string", "minLength": 1, "maxLength": MESSAGE_MAX_LENGTH}},
 }
 MESSAGE_POST = inline_serializer(
     "MessageCreate",
     {
-        "text": serializers.CharField(min_length=1, max_length=500),
+        "text": serializers.CharField(min_length=1, max_length=MESSAGE_MAX_LENGTH),
         "client_id": serializers.CharField(
             min_length=1,
-            max_length=64,
+            max_length=CLIENT_ID_MAX_LENGTH,
             required=False,
             allow_null=True,
             help_text="Idempotency key: a repeat returns the first message (200) and stores nothing.",
@@ -82,7 +89,11 @@ MESSAGE_PAGE = inline_serializer(
     {"results": MessageSerializer(many=True, help_text="Ascending by seq."), "has_more": serializers.BooleanField()},
 )
 CREDENTIALS = inline_serializer(
-    "Credentials", {"username": serializers.CharField(max_length=150), "password": serializers.CharField(max_length=128)}
+    "Credentials",
+    {
+        "username": serializers.CharField(max_length=USERNAME_MAX_LENGTH),
+        "password": serializers.CharField(max_length=PASSWORD_MAX_LENGTH),
+    },
 )
 TOKEN = inline_serializer("Token", {"token": serializers.CharField()})
 SEARCH_PAGE = inline_serializer(
@@ -152,7 +163,11 @@ class RoomViewSetSchema(OpenApiViewExtension):
 
     def view_replacement(self) -> Any:
         return extend_schema_view(
-            list=extend_schema(summary="List rooms (exact name filter, pages)", responses={200: ROOM_PAGE, **_errors(400, 401)}),
+            list=extend_schema(
+                summary="List rooms (exact name filter, pages)",
+                parameters=[RoomListParamsSerializer],
+                responses={200: ROOM_PAGE, **_errors(400, 401)},
+            ),
             create=extend_schema(
                 summary="Create a room (you are its host and first member)",
                 request=ROOM_NAME,
@@ -182,6 +197,7 @@ class RoomViewSetSchema(OpenApiViewExtension):
                 extend_schema(
                     methods=["GET"],
                     summary="A page of the room's history, ascending by seq",
+                    parameters=[MessageHistoryParamsSerializer],
                     description="With `after_seq`: the first `limit` messages after it. With `before_seq`, or neither: "
                     "the last `limit` before it. Not both.",
                     responses={200: MESSAGE_PAGE, **_errors(400, 401, 404)},

@@ -8,16 +8,16 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench.client import Options
-from bench.report import finish, plot, table, write_json
+from bench.report import finish, plot, ratios_table, table, write_json
 from bench.run import run
 from bench.scenarios import Plan
-from bench.server import ServerConfig
+from bench.server import ServerConfig, parse_cpus, pin_to
 
-# The standard set (`make bench`): the default deployment measured in full, then the comparisons
-# (the stock-Channels baseline, core layer, uvicorn, two processes) on the one-room scenarios only,
-# all within STANDARD_BUDGET_S.
-STANDARD_CONFIGS = "daphne-pubsub-1,stock-pubsub-1,daphne-core-1,uvicorn-pubsub-1,daphne-pubsub-2"
-STANDARD_BUDGET_S = 540.0
+# The standard set (`make bench`): the default deployment and the raw-websockets ceiling (the baseline
+# of every issue-16 ratio) measured in full, then the comparisons (the stock-Channels floor, core layer,
+# uvicorn, two processes) on the one-room scenarios only, all within STANDARD_BUDGET_S.
+STANDARD_CONFIGS = "daphne-pubsub-1,raw-memory-1,stock-pubsub-1,daphne-core-1,uvicorn-pubsub-1,daphne-pubsub-2"
+STANDARD_BUDGET_S = 900.0
 HERE = Path(__file__).resolve().parent
 
 
@@ -30,14 +30,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--configs",
         default=STANDARD_CONFIGS,
-        help="comma-separated <daphne|uvicorn|stock>-<core|pubsub>-<processes>; stock: the stock-Channels baseline, bench/stock.py"
-        " (default: %(default)s)",
+        help="comma-separated <daphne|uvicorn|stock>-<core|pubsub>-<processes>, or raw-memory-1; stock: the stock-Channels"
+        " floor, bench/stock.py; raw: the raw-websockets ceiling, bench/raw.py (default: %(default)s)",
     )
     p.add_argument(
         "--full-first-only",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="run idle and many-rooms only on the first configuration (default: on)",
+        help="run idle, many-rooms and the storm only on the first configuration and the raw ceiling (default: on)",
     )
     p.add_argument(
         "--compare-subscribers",
@@ -51,7 +51,7 @@ def parser() -> argparse.ArgumentParser:
         default=STANDARD_BUDGET_S,
         help="seconds the whole run may take; what no longer fits is skipped and says so (default: %(default)s)",
     )
-    p.add_argument("--scenarios", default="idle,room,rooms", help="any of idle,room,rooms (default: %(default)s)")
+    p.add_argument("--scenarios", default="idle,room,rooms,storm", help="any of idle,room,rooms,storm (default: %(default)s)")
     p.add_argument("--subscribers", type=ints, default=[10, 100, 1000], help="one-room sizes (default: 10,100,1000)")
     p.add_argument(
         "--burst-frames",
@@ -66,12 +66,27 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=50.0, help="fixed-rate phase: messages per second")
     p.add_argument("--rate-subscribers", type=ints, default=[100, 1000], help="room sizes with a fixed-rate phase")
     p.add_argument("--rate-seconds", type=float, default=5.0)
+    p.add_argument("--rate-repeats", type=int, default=5, help="runs of the fixed-rate phase in rooms of <= 100 (default: 5)")
     p.add_argument("--rooms", type=int, default=100)
     p.add_argument("--room-users", type=int, default=10)
     p.add_argument("--room-user-rate", type=float, default=1.0, help="messages per second per user (many rooms)")
     p.add_argument("--rooms-seconds", type=float, default=10.0)
+    p.add_argument(
+        "--rooms-hold-rate", type=float, default=600.0,
+        help="many rooms, second phase: offer this many posts/s in all when the first accepted as many (0: off; default: 600)",
+    )  # fmt: skip
     p.add_argument("--idle", type=int, default=10_000, help="idle authenticated connections")
+    p.add_argument("--storm-subscribers", type=int, default=2000, help="reconnect storm: subscribers (default: 2000)")
+    p.add_argument("--storm-messages", type=int, default=200, help="reconnect storm: messages posted meanwhile (default: 200)")
+    p.add_argument("--storm-max-backoff", type=float, default=2.0, help="reconnect storm: clients' backoff cap (s)")
+    p.add_argument(
+        "--storm-kill-after", type=float, default=15.0, help="reconnect storm: SIGKILL a server SIGTERM has not ended by then (s)"
+    )  # fmt: skip
     p.add_argument("--no-join", dest="join", action="store_false", help="subscribers only subscribe, no join_room")
+    p.add_argument(
+        "--pin", metavar="SERVER_CPUS:CLIENT_CPUS", default=None,
+        help="pin the servers and the load generator to CPU sets (taskset), e.g. 0:1 as issue 16 measured",
+    )  # fmt: skip
     p.add_argument("--workers", type=int, default=2, help="client worker processes")
     p.add_argument("--connect-concurrency", type=int, default=100, help="handshakes in flight per worker")
     p.add_argument("--connect-retries", type=int, default=2, help="reconnects of a client whose handshake failed")
@@ -104,19 +119,36 @@ def main(argv: list[str] | None = None) -> int:
         room_subscribers=args.subscribers, compare_subscribers=args.compare_subscribers, burst_frames=args.burst_frames,
         burst_min_messages=args.burst_min_messages,
         burst_max_messages=args.burst_max_messages, burst_seconds=args.burst_seconds, window=args.window,
-        rate=args.rate, rate_subscribers=args.rate_subscribers, rate_seconds=args.rate_seconds, rooms=args.rooms,
-        room_users=args.room_users, room_user_rate=args.room_user_rate, rooms_seconds=args.rooms_seconds,
-        idle=args.idle, join=args.join, connect_timeout=args.connect_timeout, drain_timeout=args.drain_timeout,
+        rate=args.rate, rate_subscribers=args.rate_subscribers, rate_seconds=args.rate_seconds,
+        rate_repeats=args.rate_repeats, rooms=args.rooms, room_users=args.room_users,
+        room_user_rate=args.room_user_rate, rooms_seconds=args.rooms_seconds, rooms_hold_rate=args.rooms_hold_rate,
+        idle=args.idle, storm_subscribers=args.storm_subscribers, storm_messages=args.storm_messages,
+        storm_max_backoff=args.storm_max_backoff, storm_kill_after=args.storm_kill_after, join=args.join,
+        connect_timeout=args.connect_timeout, drain_timeout=args.drain_timeout,
         drain_idle_timeout=args.drain_idle_timeout, workers=args.workers,
         scenarios=tuple(s.strip() for s in args.scenarios.split(",") if s.strip()),
     )  # fmt: skip
     if args.smoke:
         plan = Plan(room_subscribers=[3], burst_frames=15, burst_min_messages=5, burst_max_messages=5,
-                    burst_seconds=5, window=4, rate=10, rate_subscribers=[3], rate_seconds=0.5, rooms=2,
-                    room_users=2, room_user_rate=2, rooms_seconds=1, idle=5, connect_timeout=30, drain_timeout=15,
-                    drain_idle_timeout=5, workers=2, scenarios=plan.scenarios, join=plan.join)  # fmt: skip
+                    burst_seconds=5, window=4, rate=10, rate_subscribers=[3], rate_seconds=0.5, rate_repeats=2,
+                    rooms=2, room_users=2, room_user_rate=2, rooms_seconds=1, rooms_hold_rate=4, idle=5,
+                    storm_subscribers=6, storm_before=3, storm_messages=5, storm_max_backoff=0.5, storm_kill_after=3,
+                    connect_timeout=30,
+                    drain_timeout=15, drain_idle_timeout=5, workers=2, scenarios=plan.scenarios,
+                    join=plan.join)  # fmt: skip
+    server_cpus = client_cpus = None
+    if args.pin:
+        server_text, _, client_text = args.pin.partition(":")
+        server_cpus, client_cpus = parse_cpus(server_text), parse_cpus(client_text)
+        if not server_cpus or not client_cpus or server_cpus & client_cpus:
+            raise SystemExit("--pin SERVER_CPUS:CLIENT_CPUS: two disjoint, non-empty CPU sets, e.g. 0:1")
+        pin_to(client_cpus)  # this orchestrator too: it is part of the load generator
     options = Options(
-        auth=args.auth, message_size=args.message_size, connect_concurrency=args.connect_concurrency, connect_retries=args.connect_retries
+        auth=args.auth,
+        message_size=args.message_size,
+        connect_concurrency=args.connect_concurrency,
+        connect_retries=args.connect_retries,
+        cpus=sorted(client_cpus) if client_cpus else None,
     )
     command = "python -m bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -127,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     document = run(configs=configs, plan=plan, options=options, postgres_url=args.postgres_url,
                    database=args.database, redis_url=args.redis_url, fresh_db=not args.keep_db, out_dir=args.out,
                    command=command.strip(), full_first_only=args.full_first_only,
-                   source=args.source.resolve() if args.source else None, budget=args.budget, checkpoint=checkpoint)  # fmt: skip
+                   source=args.source.resolve() if args.source else None, budget=args.budget, checkpoint=checkpoint,
+                   server_cpus=server_cpus)  # fmt: skip
     document = finish(document)
     stem = args.out / document["meta"]["run_id"]
     write_json(document, stem.with_suffix(".json"))
@@ -135,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.plots:
         written += plot(document, stem)
     print(table(document))
+    print(ratios_table(document))
     for name, checks in document["targets"].items():
         for c in checks:
             print(f"{'PASS' if c['ok'] else 'FAIL'}  {name}: {c['target']} (measured: {c['value']})")

@@ -23,7 +23,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from bench.server import raise_nofile_limit
+from bench.server import pin_to, raise_nofile_limit
 
 SUBSCRIPTION_ID = "bench-sub"
 # Slots of each worker's row in the shared counters array.
@@ -54,6 +54,7 @@ class Options:
     request_timeout: float = 60.0
     connect_concurrency: int = 100
     connect_retries: int = 2
+    cpus: list[int] | None = None  # pin the client workers to these CPUs (--pin)
 
 
 @dataclass
@@ -95,9 +96,13 @@ class Client:
         self.last_seq = 0
         self.unique = 0
         self.closed_by_server = False
+        # Reconnect storm: set while this client is reconnecting, and what its reconnection took.
+        self.reconnecting = False
+        self.reconnected_at: float | None = None
+        self.reconnect_attempts = 0
 
-    async def open(self) -> None:
-        """Handshake with the token, then join and subscribe as the spec says."""
+    async def open(self, after_seq: int | None = None) -> None:
+        """Handshake with the token, then join and subscribe as the spec says (resuming after `after_seq`)."""
         url = f"ws://127.0.0.1:{self.spec.port}/ws/chat/room/"
         headers = None
         if self.options.auth == "query":
@@ -118,7 +123,10 @@ class Client:
         if self.spec.join:
             await self.request({"action": "join_room", "pk": self.spec.room})
         if self.spec.subscribe:
-            await self.request({"action": "subscribe_to_messages_in_room", "pk": self.spec.room}, request_id=SUBSCRIPTION_ID)
+            subscribe: dict[str, Any] = {"action": "subscribe_to_messages_in_room", "pk": self.spec.room}
+            if after_seq is not None:
+                subscribe["after_seq"] = after_seq
+            await self.request(subscribe, request_id=SUBSCRIPTION_ID)
 
     async def request(self, frame: dict[str, Any], request_id: Any = None) -> dict[str, Any]:
         """Send one request and wait for its response; raise unless it succeeded."""
@@ -202,6 +210,30 @@ class Client:
                 if not future.done():
                     future.set_exception(ConnectionError("connection closed"))
             self.pending.clear()
+            if self.worker.storm is not None and not self.worker.closing and not self.reconnecting:
+                self.reconnecting = True
+                self.worker.reconnects.add(asyncio.ensure_future(self.reconnect(self.worker.storm)))
+
+    async def reconnect(self, policy: dict[str, float]) -> None:
+        """Reconnect as a client would after its server went away: jittered exponential backoff, then resume
+        the subscription with `after_seq` = the last seq seen."""
+        delay = policy["initial_backoff"]
+        try:
+            while not self.worker.closing:
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                self.reconnect_attempts += 1
+                try:
+                    await self.open(after_seq=self.last_seq)
+                except Exception as exc:
+                    self.worker.reconnect_errors[_reason(exc)] += 1
+                    await self.close()
+                    delay = min(delay * 2, policy["max_backoff"])
+                    continue
+                self.closed_by_server = False
+                self.reconnected_at = time.monotonic_ns() / 1e9
+                return
+        finally:
+            self.reconnecting = False
 
     async def post(self, post: dict[str, Any], deadline: float, result: dict[str, Any]) -> None:
         """Send create_message: `{"mode": "window", "count", "window"}` as fast as a bounded window of
@@ -292,6 +324,9 @@ class Worker:
         self.expected: dict[int, int] = {}  # room -> acknowledged messages so far, as of the last drain
         self.phase = 0  # makes client_ids unique across phases: a repeated one is a retry, answered 200
         self.closing = False
+        self.storm: dict[str, float] | None = None  # set: clients dropped by the server reconnect (reconnect storm)
+        self.reconnects: set[asyncio.Future[None]] = set()
+        self.reconnect_errors: Counter = Counter()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -411,9 +446,67 @@ class Worker:
             "last_receive": stats.last_receive,
         }
 
+    async def do_storm(self, policy: dict[str, float], phase: int) -> dict[str, Any]:
+        """Arm the reconnect storm: from now on a client the server drops reconnects and resumes with after_seq.
+
+        Messages of `phase` (the orchestrator posts them) are this measurement's deliveries.
+        """
+        self.stats.reset()
+        self.phase = phase
+        self.storm = policy
+        self.reconnect_errors.clear()
+        return {"armed": len(self.clients)}
+
+    async def do_catch_up(self, expected: dict[int, int], timeout: float, idle_timeout: float) -> dict[str, Any]:
+        """Wait until every subscriber, reconnected or not, holds every acknowledged message of its room."""
+        subscribers = [client for client in self.clients if client.spec.subscribe]
+        counts = {int(room): n for room, n in expected.items()}
+
+        def want(client: Client) -> int:
+            return counts.get(client.spec.room, 0) if client.spec.room is not None else 0
+
+        deadline = time.monotonic() + timeout
+        last_total, last_change = -1, time.monotonic()
+        while True:
+            missing = sum(max(0, want(c) - c.unique) for c in subscribers)
+            total = sum(c.unique for c in subscribers) + sum(1 for c in subscribers if c.reconnected_at is not None)
+            now = time.monotonic()
+            if total != last_total:
+                last_total, last_change = total, now
+            if missing == 0 or now >= deadline or now - last_change >= idle_timeout:
+                ended = "complete" if missing == 0 else "deadline" if now >= deadline else "no progress"
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)  # late duplicates would show up right after the last expected message
+        self.storm = None
+        stats = self.stats
+        reconnected = [c.reconnected_at for c in subscribers if c.reconnected_at is not None]
+        return {
+            "subscribers": len(subscribers),
+            "caught_up": sum(1 for c in subscribers if c.unique >= want(c)),
+            "delivered": stats.delivered,
+            "lost": sum(max(0, want(c) - c.unique) for c in subscribers),
+            "unexpected": sum(max(0, c.unique - want(c)) for c in subscribers),
+            "duplicates": stats.duplicates,
+            "out_of_order": stats.out_of_order,
+            "stale": stats.stale,
+            "drain_ended": ended,
+            "reconnected": len(reconnected),
+            "still_disconnected": sum(c.closed_by_server for c in subscribers),
+            "last_reconnected": max(reconnected, default=None),
+            "reconnect_attempts": sum(c.reconnect_attempts for c in subscribers),
+            "reconnect_errors": dict(self.reconnect_errors),
+            "latencies_ms": stats.latencies_ms.tobytes(),
+            "first_receive": stats.first_receive,
+            "last_receive": stats.last_receive,
+        }
+
     async def do_close(self) -> dict[str, Any]:
         """Close every connection (a clean close handshake each)."""
         self.closing = True
+        for task in self.reconnects:
+            task.cancel()
+        await asyncio.gather(*self.reconnects, return_exceptions=True)
         started = time.monotonic()
         gate = asyncio.Semaphore(self.options.connect_concurrency * 4)
 
@@ -439,6 +532,7 @@ def _reason(exc: BaseException) -> str:
 def worker_main(conn: Connection, counters: Any, slot: int, specs: list[ClientSpec], options: Options) -> None:
     """Entry point of a worker process."""
     raise_nofile_limit()
+    pin_to(set(options.cpus) if options.cpus else None)
     try:
         import uvloop  # type: ignore[import-not-found]
 

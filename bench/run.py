@@ -37,12 +37,16 @@ def run(
     *, configs: list[ServerConfig], plan: Plan, options: Options, postgres_url: str, database: str, redis_url: str,
     fresh_db: bool, out_dir: Path, command: str, full_first_only: bool = False, source: Path | None = None,
     budget: float | None = None, checkpoint: Callable[[dict[str, Any]], None] | None = None,
+    server_cpus: set[int] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Measure every configuration with the plan, within `budget` seconds; return the result document.
 
     `checkpoint` gets the document so far after every scenario, so a run cut short still leaves its figures.
+    `server_cpus` pins every server process (and `options.cpus` the client workers), as `taskset` would.
     """
-    lock = lock_database(postgres_url, database)  # the budget starts once no other run holds the database
+    django = any(config.django for config in configs)
+    # The budget starts once no other run holds the database (the raw ceiling alone needs none).
+    lock = lock_database(postgres_url, database) if django else None
     started = datetime.now(UTC)
     t0 = time.monotonic()
     end = t0 + budget if budget else float("inf")
@@ -54,9 +58,11 @@ def run(
     nofile = raise_nofile_limit()
     if "idle" in plan.scenarios and plan.idle + 100 > nofile:
         raise SystemExit(f"open-file limit {nofile} is too low for {plan.idle} idle connections")
-    tqdm.write(f"bench: preparing database {database!r}", file=sys.stderr)
     source = source or ROOT
-    db_url = prepare_database(postgres_url, database, fresh=fresh_db, source=source)
+    db_url = ""
+    if django:
+        tqdm.write(f"bench: preparing database {database!r}", file=sys.stderr)
+        db_url = prepare_database(postgres_url, database, fresh=fresh_db, source=source)
     # Pub/sub channel names are global to the Redis server: a per-run prefix keeps runs and test suites apart.
     redis_prefix = f"bench{os.getpid()}x{int(time.time())}"
     tokens: list[str] = []
@@ -86,22 +92,43 @@ def run(
                 "source_commit": git_commit(source),
                 "plan": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(plan).items()},
                 "options": vars(options),
+                "pinned": {"server_cpus": sorted(server_cpus) if server_cpus else None, "client_cpus": options.cpus},
+                "baseline": next((c.name for c in configs if c.server == "raw"), None),
                 "users": len(tokens),
             },
             "configs": results,
         }
 
-    for position, config in enumerate(configs):
+    def plan_of(position: int, config: ServerConfig) -> tuple[tuple[str, ...], list[int]]:
+        """The scenarios and room sizes of one configuration: the first and the raw ceiling (the baseline of
+        every ratio) in full, the others the one-room comparison only (with --full-first-only)."""
         scenarios, subscribers = plan.scenarios, plan.room_subscribers
         if full_first_only and position > 0:
-            scenarios = tuple(s for s in scenarios if s == "room")
-            subscribers = plan.compare_subscribers or subscribers
-        # The first configuration is measured in full and gets half the time left; the others share the rest.
+            if config.server == "raw":
+                subscribers = plan.compare_subscribers or subscribers
+            else:
+                scenarios = tuple(s for s in scenarios if s == "room")
+                subscribers = plan.compare_subscribers or subscribers
+        if config.server in {"raw", "stock"}:
+            # No after_seq across a restart: the raw ceiling forgets everything, the stock baseline has no replay.
+            scenarios = tuple(s for s in scenarios if s != "storm")
+        return scenarios, subscribers
+
+    def weight(position: int, config: ServerConfig) -> float:
+        """A configuration's share of the budget: roughly what its scenarios cost (idle and storm most)."""
+        scenarios, subscribers = plan_of(position, config)
+        cost = {"idle": 3.0, "rooms": 2.0, "storm": 3.0}
+        return sum(cost.get(s, 0.0) for s in scenarios) + ("room" in scenarios) * len(subscribers) or 1.0
+
+    weights = [weight(i, c) for i, c in enumerate(configs)]
+    for position, config in enumerate(configs):
+        scenarios, subscribers = plan_of(position, config)
+        # Each configuration gets the time left in proportion to what its scenarios cost.
         remaining = end - time.monotonic() - FINISH_RESERVE_S
-        share = remaining * (0.5 if position == 0 and len(configs) > 1 else 1 / (len(configs) - position))
+        share = remaining * weights[position] / sum(weights[position:])
         config_started = time.monotonic()
         env = server_env(config=config, database_url=db_url, redis_url=redis_url, redis_prefix=redis_prefix)
-        servers = ServerGroup(config, env, out_dir / "logs" / run_id, source=source)
+        servers = ServerGroup(config, env, out_dir / "logs" / run_id, source=source, cpus=server_cpus)
         entry: dict[str, Any] = {
             "name": config.name, "server": config.server, "layer": config.layer, "processes": config.processes,
             "env": {key: env[key] for key in REPORTED_ENV if key in env}, "scenarios": [],
@@ -118,19 +145,24 @@ def run(
             servers.stop()
             continue
         try:
-            if not tokens:
-                need = max(plan.users_needed(), 1)
+            need = max(plan.users_needed(), 1)
+            if not tokens and config.django:
                 with tqdm(total=need, desc="register users", leave=False, file=sys.stderr, mininterval=0.5) as bar:
                     tokens = register_users(f"http://127.0.0.1:{servers.ports[0]}", f"b{run_id[2:8]}{run_id[9:15]}",
                                             need, progress=bar.update)  # fmt: skip
-            ctx = Context(servers=servers, tokens=tokens, options=options, plan=plan, tag=f"{run_id}-{config.name}",
-                          redis_url=redis_url, redis_prefix=redis_prefix)  # fmt: skip
+            # The raw ceiling takes any token; one per user, as the project's servers get.
+            config_tokens = tokens or [f"raw-{i}" for i in range(need)]
+            ctx = Context(servers=servers, tokens=config_tokens, options=options, plan=plan,
+                          tag=f"{run_id}-{config.name}", redis_url=redis_url, redis_prefix=redis_prefix)  # fmt: skip
             ctx.deadline = min(end - FINISH_RESERVE_S, config_started + share)
             steps: list[tuple[Any, ...]] = []
             if "idle" in scenarios:
                 steps.append(("idle",))
             if "room" in scenarios:
                 steps += [("room", n) for n in subscribers]
+            # The storm before many rooms: that one's queue (offered more than is accepted) takes what is left.
+            if "storm" in scenarios:
+                steps.append(("storm",))
             if "rooms" in scenarios:
                 steps.append(("rooms",))
             config_deadline = ctx.deadline
@@ -156,7 +188,8 @@ def run(
         finally:
             servers.stop()
             drop_redis_keys(redis_url, redis_prefix)
-    lock.close()
+    if lock is not None:
+        lock.close()
     return document()
 
 
@@ -185,6 +218,10 @@ def one_line(result: dict[str, Any]) -> str:
     """A scenario's headline figures, for the console."""
     if "error" in result:
         return f"{result['name']}: FAILED {result['error']}"
+    if result["kind"] == "storm":
+        return (f"{result['name']}: caught up in {result['seconds']} s after the restart ({result['from_sigterm_s']} s "
+                f"from SIGTERM), {result['reconnected']} reconnected, {result['caught_up']}/{result['subscribers']} "
+                f"caught up, lost {result['lost']} dup {result['duplicates']} ooo {result['out_of_order']}")  # fmt: skip
     if result["kind"] == "idle":
         c = result["connect"]
         return (f"{result['name']}: {c['ok']}/{c['clients']} open in {c['seconds']} s, "

@@ -37,14 +37,25 @@ class ServerConfig:
 
     @classmethod
     def parse(cls, text: str) -> "ServerConfig":
+        usage = f"bad configuration {text!r}: expected <daphne|uvicorn|stock>-<core|pubsub>-<processes> or raw-memory-1"
         try:
             server, layer, processes = text.strip().split("-")
             config = cls(server=server, layer=layer, processes=int(processes))
         except ValueError as exc:
-            raise ValueError(f"bad configuration {text!r}: expected <daphne|uvicorn|stock>-<core|pubsub>-<processes>") from exc
+            raise ValueError(usage) from exc
+        if config.server == "raw":
+            # The ceiling (bench/raw.py) keeps everything in one process's memory: no layer, no second process.
+            if config.layer != "memory" or config.processes != 1:
+                raise ValueError(usage)
+            return config
         if config.server not in {"daphne", "uvicorn", "stock"} or config.layer not in {"core", "pubsub"} or config.processes < 1:
-            raise ValueError(f"bad configuration {text!r}: expected <daphne|uvicorn|stock>-<core|pubsub>-<processes>")
+            raise ValueError(usage)
         return config
+
+    @property
+    def django(self) -> bool:
+        """Whether this configuration serves the project (database, users, HTTP API); the raw ceiling does not."""
+        return self.server != "raw"
 
 
 def raise_nofile_limit() -> int:
@@ -144,19 +155,31 @@ def redis_observation(redis_url: str, prefix: str) -> dict[str, Any]:
     }
 
 
-def _listening_socket() -> socket.socket:
-    """A loopback socket on a free port, already listening, to hand to the server by file descriptor."""
+def _listening_socket(port: int = 0) -> socket.socket:
+    """A loopback socket on `port` (0: a free one), already listening, to hand to the server by file descriptor."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # SO_REUSEADDR: a restarted server binds its port again while the old connections sit in TIME_WAIT.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     # A burst of 10,000 connects must not overflow the accept queue (capped by net.core.somaxconn).
     sock.listen(4096)
     sock.set_inheritable(True)
     return sock
 
 
-def _child_setup() -> None:
-    raise_nofile_limit()
+def parse_cpus(text: str) -> set[int]:
+    """`0`, `0,2` or `0-3` -> a set of CPU numbers."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        low, _, high = part.strip().partition("-")
+        cpus.update(range(int(low), int(high or low) + 1))
+    return cpus
+
+
+def pin_to(cpus: set[int] | None) -> None:
+    """Pin the calling process (and the threads it starts later) to `cpus`, as `taskset` would."""
+    if cpus:
+        os.sched_setaffinity(0, cpus)
 
 
 def proc_cpu_seconds(pid: int) -> float:
@@ -198,16 +221,20 @@ def proc_rss_bytes(pid: int) -> int:
 class ServerGroup:
     """The server processes of one configuration, each on its own loopback port (clients spread over them)."""
 
-    def __init__(self, config: ServerConfig, env: dict[str, str], log_dir: Path, source: Path = ROOT) -> None:
+    def __init__(self, config: ServerConfig, env: dict[str, str], log_dir: Path, source: Path = ROOT, cpus: set[int] | None = None) -> None:
         self.config = config
         self.source = source
         self.env = env
         self.log_dir = log_dir
+        self.cpus = cpus  # pin every server process to these CPUs (--pin)
         self.procs: list[subprocess.Popen[bytes]] = []
         self.ports: list[int] = []
 
     def command(self, fd: int) -> list[str]:
         """The command line serving the project's ASGI app from an inherited listening socket."""
+        if self.config.server == "raw":
+            # The ceiling (bench/raw.py): raw `websockets`, in memory, one process.
+            return [sys.executable, "-m", "bench.raw", "--fd", str(fd)]
         if self.config.server == "stock":
             # The baseline (bench/stock.py): stock daphne and stock Channels plumbing.
             return [str(VENV_BIN / "daphne"), "--fd", str(fd), "-v", "0", "bench.stock:application"]
@@ -226,8 +253,23 @@ class ServerGroup:
         """Start every process and wait until each answers /healthz."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for index in range(self.config.processes):
-            sock = _listening_socket()
-            log = open(self.log_dir / f"{self.config.name}-{index}.log", "ab")
+            proc, port = self._spawn(index, 0)
+            self.ports.append(port)
+            self.procs.append(proc)
+        deadline = time.monotonic() + timeout
+        for proc, port in zip(self.procs, self.ports, strict=True):
+            self._wait_healthy(proc, port, deadline)
+
+    def _spawn(self, index: int, port: int) -> tuple[subprocess.Popen[bytes], int]:
+        sock = _listening_socket(port)
+        log = open(self.log_dir / f"{self.config.name}-{index}.log", "ab")
+        cpus = self.cpus
+
+        def setup() -> None:
+            raise_nofile_limit()
+            pin_to(cpus)
+
+        try:
             proc = subprocess.Popen(
                 self.command(sock.fileno()),
                 cwd=self.source,
@@ -235,16 +277,34 @@ class ServerGroup:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 pass_fds=(sock.fileno(),),
-                preexec_fn=_child_setup,
+                preexec_fn=setup,
                 start_new_session=True,
             )
+            return proc, sock.getsockname()[1]
+        finally:
             log.close()
-            self.ports.append(sock.getsockname()[1])
             sock.close()
-            self.procs.append(proc)
-        deadline = time.monotonic() + timeout
-        for proc, port in zip(self.procs, self.ports, strict=True):
-            self._wait_healthy(proc, port, deadline)
+
+    def terminate(self, index: int = 0, timeout: float = 15.0) -> tuple[float, bool]:
+        """SIGTERM process `index` (a graceful shutdown), SIGKILL it if still running after `timeout` seconds;
+        return the seconds until it exited and whether it had to be killed."""
+        proc = self.procs[index]
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+            killed = False
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            killed = True
+        return time.monotonic() - started, killed
+
+    def start_again(self, index: int = 0, timeout: float = 60.0) -> None:
+        """Start process `index` again on the same port (after `terminate`) and wait until it answers /healthz."""
+        proc, port = self._spawn(index, self.ports[index])
+        self.procs[index] = proc
+        self._wait_healthy(proc, port, time.monotonic() + timeout)
 
     def _wait_healthy(self, proc: subprocess.Popen[bytes], port: int, deadline: float) -> None:
         url = f"http://127.0.0.1:{port}/healthz"
@@ -257,7 +317,7 @@ class ServerGroup:
                         return
             except (urllib.error.URLError, OSError):
                 pass
-            time.sleep(0.1)
+            time.sleep(0.02)
         raise RuntimeError(f"{self.config.name} server on port {port} not healthy in time: see {self.log_dir}")
 
     @property

@@ -176,10 +176,24 @@ class LoggingServer(Server):
                 if isinstance(protocol, WebSocketProtocol)
             )
 
+        def cancel_applications() -> defer.Deferred[Any]:
+            # Not daphne's own kill_all_applications: it indexes details["application_instance"],
+            # which a connection whose request has not finished arriving does not have yet; the
+            # KeyError ended this check loop and the process never exited.
+            pending = [
+                details["application_instance"]
+                for details in self.connections.values()
+                if details.get("application_instance") is not None and not details["application_instance"].done()
+            ]
+            for instance in pending:
+                instance.cancel()
+            waiting: defer.Deferred[Any] = defer.Deferred.fromFuture(asyncio.gather(*pending))
+            waiting.addErrback(lambda _: None)
+            return waiting
+
         def check() -> None:
             if consumers_done() or time.monotonic() > deadline:
-                result = super(LoggingServer, self).kill_all_applications()
-                (result if isinstance(result, defer.Deferred) else defer.succeed(None)).chainDeferred(finished)
+                cancel_applications().chainDeferred(finished)
             else:
                 # twisted.internet.reactor is typed as a module; the installed reactor is a ReactorBase.
                 cast(ReactorBase, reactor).callLater(0.05, check)

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DELIVERY_SCENARIOS = {"rate-3", "burst-3", "rooms-2x2"}
+DELIVERY_SCENARIOS = {"rate-3", "burst-3", "rooms-2x2", "rooms-2x2-hold"}
 
 
 def _urls() -> tuple[str, str, str]:
@@ -33,7 +33,8 @@ def _urls() -> tuple[str, str, str]:
 def test_tiny_bench_run_writes_complete_result_without_losing_messages(tmp_path: Path) -> None:
     postgres_url, database, redis_url = _urls()
     command = [
-        sys.executable, "-m", "bench", "--smoke", "--configs", "daphne-pubsub-1,stock-pubsub-1",
+        # The reconnect storm has its own smoke test (tests/test_bench_raw_smoke.py).
+        sys.executable, "-m", "bench", "--smoke", "--configs", "daphne-pubsub-1,stock-pubsub-1", "--scenarios", "idle,room,rooms",
         "--postgres-url", postgres_url, "--database", database, "--redis-url", redis_url, "--out", str(tmp_path),
     ]  # fmt: skip
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=220)

@@ -8,6 +8,7 @@ crashed (SIGKILLed) process expiring, graceful SIGTERM, and idle/mass-disconnect
 import asyncio
 import concurrent.futures
 import itertools
+import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -206,6 +207,18 @@ async def test_sigterm_closes_with_1001_and_keeps_every_acknowledged_message(dja
     stored = set(await database_sync_to_async(lambda: list(Message.objects.values_list("id", flat=True)))())
     assert acknowledged and set(acknowledged) <= stored
     assert await count_connections() == 0  # the consumers cleaned up before the process exited
+
+
+async def test_sigterm_right_after_a_handshake_still_exits(django_db_setup: None) -> None:
+    """SIGTERM while connections are still being set up: shutdown must not hang on one that has no application yet."""
+    with run_servers(1) as (server,):
+        alice = register_user(server.base_url)
+        with socket.create_connection(("127.0.0.1", server.port)) as half_open:
+            # Headers without the body: daphne knows the connection but has started no application for it.
+            half_open.sendall(b"POST /api/auth/token/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{")
+            async with ws(server, alice):
+                server.process.terminate()
+                assert await asyncio.get_running_loop().run_in_executor(None, lambda: server.process.wait(timeout=20)) == 0
 
 
 async def test_idle_connections_survive_and_a_mass_disconnect_leaves_nothing(pair: list[LiveServer]) -> None:

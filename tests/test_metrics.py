@@ -120,7 +120,7 @@ def test_helpers_keep_labels_bounded() -> None:
     metrics.connection_closed(4999)
     metrics.connection_refused(None)
     metrics.action_handled("create_message", 201)
-    metrics.action_handled("no_such_action_" * 3, 405)
+    metrics.action_handled(None, 405)  # the consumer passes None for names it does not know
     metrics.event_sent("create", committed_at=__import__("time").time() - 0.02)
     metrics.event_sent("bogus")
     metrics.channel_layer_error("group_send")

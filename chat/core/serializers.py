@@ -22,7 +22,9 @@ MAX_ID = 2**63 - 1
 SEARCH_QUERY_MAX_LENGTH = 200
 SEARCH_MAX_LIMIT = 100
 SEARCH_DEFAULT_LIMIT = 20
-USERNAME_MAX_LENGTH = 150
+USERNAME_MAX_LENGTH: int = User._meta.get_field("username").max_length  # type: ignore[assignment]
+# A cap on what the password hasher is given, not a stored length (the hash is stored).
+PASSWORD_MAX_LENGTH = 128
 
 
 def validate(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
@@ -72,8 +74,8 @@ class UserSerializer(serializers.ModelSerializer):
 class RegisterSerializer(serializers.ModelSerializer):
     """Sign-up input: a new username and a password that passes the validators."""
 
-    username = StrictCharField(max_length=150, validators=[UniqueValidator(User.objects.all())])
-    password = StrictCharField(write_only=True, trim_whitespace=False, max_length=128)
+    username = StrictCharField(max_length=USERNAME_MAX_LENGTH, validators=[UniqueValidator(User.objects.all())])
+    password = StrictCharField(write_only=True, trim_whitespace=False, max_length=PASSWORD_MAX_LENGTH)
 
     class Meta:
         model = User

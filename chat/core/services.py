@@ -2,12 +2,8 @@
 
 Services are synchronous and take keyword-only arguments. Async callers reach them
 through `chat.core.db.db_thread`. Events to WebSocket subscribers are sent by the
-<<<<<<< HEAD
 model observers (chat.events.streams, connected at startup in every process) only
 after the surrounding transaction commits.
-=======
-model observers only after the surrounding transaction commits.
->>>>>>> types
 """
 
 from django.db import IntegrityError, transaction

@@ -1,9 +1,12 @@
-"""HTTP API (api_docs/PROTOCOL.md §4): thin DRF views over chat.core.services and chat.core.selectors."""
+"""HTTP API (api_docs/PROTOCOL.md §4): thin DRF views over chat.core (operations, services, selectors).
 
+Their OpenAPI description is written once, in api_docs/openapi.py.
+"""
+
+from collections.abc import Mapping
 from typing import Any
 
 from django.contrib.auth import logout
-from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status, views, viewsets
 from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action
@@ -12,19 +15,14 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from chat.core import selectors, services
+from chat.core import operations, selectors, services
 from chat.core.serializers import (
-    EmojiParamSerializer,
-    MessageHistoryParamsSerializer,
     MessageSearchQuerySerializer,
     MessageSerializer,
     PkParamSerializer,
     RegisterSerializer,
-    RoomListParamsSerializer,
     RoomSerializer,
-    UserSearchParamsSerializer,
     UserSerializer,
-    serialize_many,
     validate,
 )
 from chat.models import Message, Room, User
@@ -65,9 +63,7 @@ class UserListView(views.APIView):
     """Users by username prefix (any case), paginated: how a client finds someone to open a direct room with."""
 
     def get(self, request: Request) -> Response:
-        params = validate(UserSearchParamsSerializer, request.query_params)
-        users, count = selectors.user_search(prefix=params.get("search", ""), page=params["page"], page_size=params["page_size"])
-        return Response({"results": serialize_many(UserSerializer, users), "count": count})
+        return Response(operations.user_search_page(params=request.query_params))
 
 
 class MeView(generics.RetrieveAPIView):
@@ -91,11 +87,8 @@ class RoomViewSet(viewsets.GenericViewSet):
         pk = validate(PkParamSerializer, {"pk": self.kwargs["pk"]})["pk"]
         return selectors.room_get(pk=pk)
 
-    @extend_schema(parameters=[RoomListParamsSerializer])
     def list(self, request: Request) -> Response:
-        params = validate(RoomListParamsSerializer, request.query_params)
-        rooms, count = selectors.room_list(**params)
-        return Response({"results": RoomSerializer(rooms, many=True).data, "count": count})
+        return Response(operations.room_list_page(params=request.query_params))
 
     def create(self, request: Request) -> Response:
         data = validate(RoomSerializer, request.data)
@@ -106,39 +99,28 @@ class RoomViewSet(viewsets.GenericViewSet):
         return Response(RoomSerializer(self.get_object()).data)
 
     def partial_update(self, request: Request, pk: str) -> Response:
-        room = self.get_object()
-        serializer = RoomSerializer(room, data=request.data, partial=True)
-        serializer.is_valid(raise_exception=True)
-        room = services.room_update(room=room, user=_user(request), name=serializer.validated_data.get("name", room.name))
-        return Response(RoomSerializer(room).data)
+        return Response(operations.room_patch(room=self.get_object(), user=_user(request), data=request.data))
 
     def destroy(self, request: Request, pk: str) -> Response:
         services.room_delete(room=self.get_object(), user=_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=None)
     @action(detail=True, methods=["post"])
     def join(self, request: Request, pk: str) -> Response:
         room = self.get_object()
         services.room_join(room_id=room.pk, user=_user(request))
         return Response(RoomSerializer(room).data)
 
-    @extend_schema(request=None, responses={204: None})
     @action(detail=True, methods=["post"])
     def leave(self, request: Request, pk: str) -> Response:
         services.room_leave(room_id=self.get_object().pk, user=_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(methods=["get"], parameters=[MessageHistoryParamsSerializer])
-    @extend_schema(methods=["post"], request=MessageSerializer, responses={201: MessageSerializer, 200: MessageSerializer})
     @action(detail=True, methods=["get", "post"], serializer_class=MessageSerializer)
     def messages(self, request: Request, pk: str) -> Response:
         room_id = validate(PkParamSerializer, {"pk": pk})["pk"]
         if request.method == "GET":
-            selectors.room_assert_exists(pk=room_id)
-            params = validate(MessageHistoryParamsSerializer, request.query_params)
-            messages, has_more = selectors.message_history(room_id=room_id, **params)
-            return Response({"results": serialize_many(MessageSerializer, messages), "has_more": has_more})
+            return Response(operations.message_history_page(room_id=room_id, params=request.query_params))
         data = validate(MessageSerializer, request.data)
         message, created = services.message_create(
             room_id=room_id, author=_user(request), text=data["text"], client_id=data.get("client_id"), reply_to=data.get("reply_to")
@@ -171,18 +153,18 @@ class MessageViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["post", "delete"])
     def reactions(self, request: Request, pk: str) -> Response:
         message_id = validate(PkParamSerializer, {"pk": pk})["pk"]
-        body = request.data if request.data else request.query_params
-        emoji = validate(EmojiParamSerializer, body)["emoji"]
-        if request.method == "POST":
-            message, created = services.reaction_add(message_id=message_id, user=_user(request), emoji=emoji)
-            return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
-        message = services.reaction_remove(message_id=message_id, user=_user(request), emoji=emoji)
-        return Response(MessageSerializer(message).data)
+        # A DELETE body is not always possible (some clients, proxies): the emoji may come as a query parameter.
+        params = request.data if isinstance(request.data, Mapping) and request.data else request.query_params
+        data, status_code = operations.reaction_change(
+            user=_user(request), message_id=message_id, params=params, add=request.method == "POST"
+        )
+        return Response(data, status=status_code)
 
     @action(detail=False, methods=["get"])
     def search(self, request: Request) -> Response:
         params = validate(MessageSearchQuerySerializer, request.query_params)
-        messages, has_more = selectors.message_search(
-            user=_user(request), query=params["q"], room_id=params.get("room"), limit=params["limit"], before_id=params.get("before_id")
+        return Response(
+            operations.message_search_page(
+                user=_user(request), query=params["q"], room_id=params.get("room"), limit=params["limit"], before_id=params.get("before_id")
+            )
         )
-        return Response({"results": serialize_many(MessageSerializer, messages), "has_more": has_more})

@@ -29,31 +29,14 @@ from prometheus_client import (
     multiprocess,
 )
 
+from chat.events.groups import PUSH_ACTIONS
+
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
-# Label values are limited to these sets; anything else is reported as "other".
-ACTIONS = frozenset(
-    {
-        "list",
-        "retrieve",
-        "create",
-        "patch",
-        "delete",
-        "join_room",
-        "leave_room",
-        "create_message",
-        "update_message",
-        "delete_message",
-        "list_messages",
-        "subscribe_to_messages_in_room",
-        "unsubscribe_from_messages_in_room",
-        "subscribe_instance",
-        "unsubscribe_instance",
-        "typing",
-        "subscribe_to_online_users",
-    }
-)
-EVENTS = frozenset({"create", "update", "delete", "presence", "typing", "user_status"})
+# Label values are limited to known sets; anything else is reported as "other". Action
+# labels are the consumer's available_actions (ProtocolConsumer.reply passes None for any
+# other name); event labels are the push actions of chat.events.groups.
+EVENTS = PUSH_ACTIONS
 # Close codes the server itself uses or that clients commonly send; others are grouped by class.
 KNOWN_CLOSE_CODES = frozenset({1000, 1001, 1003, 1006, 1008, 1009, 1011, 1012, 4008, 4401, 4403, 4429})
 CHANNEL_LAYER_OPERATIONS = frozenset({"send", "group_send", "group_add", "group_discard", "receive"})
@@ -142,8 +125,8 @@ def connection_closed(close_code: int | None) -> None:
 
 
 def action_handled(action: str | None, status: int) -> None:
-    """Count one WebSocket response by action and status."""
-    ACTIONS_HANDLED.labels(action=_known(action or "", ACTIONS), status=str(status)).inc()
+    """Count one WebSocket response by action (one of the consumer's actions, or None for "other") and status."""
+    ACTIONS_HANDLED.labels(action=action or "other", status=str(status)).inc()
 
 
 def message_created() -> None:

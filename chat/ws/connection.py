@@ -12,10 +12,8 @@ from chat.core import services
 from chat.core.db import db_thread
 from chat.core.serializers import UserSerializer
 from chat.events import groups, realtime
-from chat.ws.protocol import ProtocolConsumer
+from chat.ws.protocol import CLOSE_AUTH_REVOKED, ProtocolConsumer
 from chat.ws.streams import MessageStream
-
-CLOSE_AUTH_REVOKED = 4401
 
 
 class ChatConnection(ProtocolConsumer):

@@ -16,8 +16,12 @@ from chat.core.serializers import RoomSerializer
 from chat.ws.connection import ChatConnection
 from chat.ws.messages import MessagesMixin
 from chat.ws.presence import PresenceMixin
+from chat.ws.protocol import CLOSE_AUTH_REVOKED, CLOSE_INTERNAL_ERROR
 from chat.ws.rooms import RoomsMixin
 from chat.ws.social import SocialActionsMixin
+
+# The close codes this consumer sends, importable from here as before the split.
+__all__ = ["CLOSE_AUTH_REVOKED", "CLOSE_INTERNAL_ERROR", "RoomConsumer"]
 
 
 class RoomConsumer(

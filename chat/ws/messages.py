@@ -4,11 +4,10 @@ from typing import Any
 
 from djangochannelsrestframework.decorators import action
 
-from chat.core import selectors, services
+from chat.core import operations, selectors, services
 from chat.core.db import db_action, db_thread
 from chat.core.exceptions import NotSubscribed
 from chat.core.serializers import (
-    MessageHistoryParamsSerializer,
     MessageParamsSerializer,
     MessageSerializer,
     PkParamSerializer,
@@ -58,9 +57,7 @@ class MessagesMixin(ConsumerMixin):
     @db_action()
     def list_messages(self, **params: Any) -> Status:
         room_id = validate(PkParamSerializer, params)["pk"]
-        selectors.room_assert_exists(pk=room_id)
-        messages, has_more = selectors.message_history(room_id=room_id, **validate(MessageHistoryParamsSerializer, params))
-        return {"results": MessageSerializer(messages, many=True).data, "has_more": has_more}, 200
+        return operations.message_history_page(room_id=room_id, params=params), 200
 
     # --- message stream ------------------------------------------------------------------
 

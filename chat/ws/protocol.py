@@ -29,7 +29,9 @@ from chat.ops.logging import log_event
 logger = logging.getLogger("chat.ws.consumer")  # the name connection logs have always had
 
 MAX_FRAME_BYTES = 64 * 1024
-CLOSE_INTERNAL_ERROR = 1011
+# The close codes the server sends (api_docs/PROTOCOL.md, "Close codes").
+CLOSE_INTERNAL_ERROR = 1011  # a subscription could not catch up: resume with after_seq
+CLOSE_AUTH_REVOKED = 4401
 
 # What a request/response action returns: the response's data and status.
 Status = tuple[Any, int]
@@ -193,7 +195,8 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
         self, action: str | None, data: Any = None, errors: list[Any] | None = None, status: int = 200, request_id: Any = None
     ) -> None:
         """Send the one response to a request; count it, and log it when it is an error."""
-        metrics.action_handled(action, status)
+        # Only the consumer's own action names become labels: a client cannot mint time series.
+        metrics.action_handled(action if action in self.available_actions else None, status)
         if status >= 400:
             log_event(
                 logger,

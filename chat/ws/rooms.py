@@ -4,10 +4,10 @@ from typing import Any
 
 from djangochannelsrestframework.decorators import action
 
-from chat.core import selectors, services
+from chat.core import operations, selectors, services
 from chat.core.db import db_action, db_thread
 from chat.core.exceptions import NotSubscribed
-from chat.core.serializers import PkParamSerializer, RoomListParamsSerializer, RoomSerializer, validate
+from chat.core.serializers import PkParamSerializer, RoomSerializer, validate
 from chat.events import groups
 from chat.events.streams import room_observer
 from chat.ops import metrics
@@ -20,8 +20,7 @@ class RoomsMixin(ConsumerMixin):
 
     @db_action(name="list")  # not `def list`: that would shadow the builtin in this class body
     def list_rooms(self, **params: Any) -> Status:
-        rooms, count = selectors.room_list(**validate(RoomListParamsSerializer, params))
-        return {"results": RoomSerializer(rooms, many=True).data, "count": count}, 200
+        return operations.room_list_page(params=params), 200
 
     @db_action()
     def retrieve(self, **params: Any) -> Status:
@@ -35,10 +34,7 @@ class RoomsMixin(ConsumerMixin):
     @db_action()
     def patch(self, data: Any = None, **params: Any) -> Status:
         room = selectors.room_get(**validate(PkParamSerializer, params))
-        serializer = RoomSerializer(room, data=data, partial=True)
-        serializer.is_valid(raise_exception=True)
-        room = services.room_update(room=room, user=self.user, name=serializer.validated_data.get("name", room.name))
-        return RoomSerializer(room).data, 200
+        return operations.room_patch(room=room, user=self.user, data=data), 200
 
     @db_action()
     def delete(self, **params: Any) -> Status:
