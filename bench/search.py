@@ -76,6 +76,8 @@ def _load(messages: int, rooms: int) -> None:
     from django.core.management import call_command
     from django.db import connection
 
+    from chat.models import Room
+
     call_command("migrate", verbosity=0)
     rng = random.Random(SEED)
     vocabulary = _vocabulary(rng)
@@ -96,10 +98,15 @@ def _load(messages: int, rooms: int) -> None:
                 if has_kind:  # one room in ten is private once private rooms exist
                     row += ("private" if room_id % 10 == 0 else "public",)
                 copy.write_row(row)
-        with raw.copy("COPY chat_room_members (room_id, user_id) FROM STDIN") as copy:
+        # The membership table with whatever columns it has (issue 12 adds role, joined_at, read state): their defaults.
+        through = Room.members.through
+        others = [f for f in through._meta.concrete_fields if not f.primary_key and f.column not in ("room_id", "user_id")]
+        columns = ", ".join(["room_id", "user_id", *(str(f.column) for f in others)])
+        defaults = tuple(f.get_default() for f in others)
+        with raw.copy(f"COPY {through._meta.db_table} ({columns}) FROM STDIN") as copy:
             for room_id in range(1, rooms + 1):
                 for user_id in {1 + room_id % USERS, 1 + (room_id * 7) % USERS, 1 + (room_id * 13) % USERS}:
-                    copy.write_row((room_id, user_id))
+                    copy.write_row((room_id, user_id, *defaults))
         # The index is built once after the load: maintaining it row by row is several times slower.
         cursor.execute("DROP INDEX IF EXISTS message_text_search")
         with raw.copy("COPY chat_message (id, room_id, seq, user_id, text, created_at) FROM STDIN") as copy:
