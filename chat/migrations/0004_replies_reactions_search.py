@@ -27,6 +27,10 @@ SEARCH_SQL = [
     """ALTER TABLE chat_message ADD COLUMN search_vector tsvector
        GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, chat_unaccent(text))) STORED""",
     "CREATE INDEX message_text_search ON chat_message USING gin (search_vector)",
+    # Ten times the default sample: with the default, a rare or absent word is estimated at
+    # hundreds of matches, and the planner walks every message newest first to find none
+    # (480 ms at p95 for one million messages) instead of asking the index (3 ms).
+    "ALTER TABLE chat_message ALTER COLUMN search_vector SET STATISTICS 1000",
 ]
 UNDO_SEARCH_SQL = [
     "DROP INDEX IF EXISTS message_text_search",
