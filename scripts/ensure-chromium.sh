@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure Debian's Chromium is at /usr/bin/chromium for the browser tests
-# (tests/test_browser.py drives it through Playwright with executable_path; Playwright's
+# (tests/live/test_browser.py drives it through Playwright with executable_path; Playwright's
 # own browser download is never used). Installs the `chromium` package when missing, as
 # root or with ALLOW_INSTALL=1 and sudo; otherwise fails with a message that says what to do.
 set -euo pipefail

@@ -2,6 +2,7 @@
 
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 import redis
@@ -12,6 +13,15 @@ from rest_framework.test import APIClient
 
 from chat.models import Room, User
 from tests.factories import RoomFactory, UserFactory
+
+LIVE_TESTS = Path(__file__).resolve().parent / "live"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/live starts real processes: marked `live` (`-m "not live"` skips them)."""
+    for item in items:
+        if LIVE_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.live)
 
 
 def pytest_configure(config: pytest.Config) -> None:

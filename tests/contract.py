@@ -17,7 +17,6 @@ import functools
 import json
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any, NoReturn
 
 import jsonschema
@@ -27,7 +26,9 @@ from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
-ASYNCAPI_PATH = Path(__file__).resolve().parent.parent / "api_docs" / "asyncapi.yaml"
+from tests import ROOT
+
+ASYNCAPI_PATH = ROOT / "api_docs" / "asyncapi.yaml"
 _BASE_URI = "urn:chat-rooms:asyncapi"
 # Subscriptions whose pushes carry the subscribing request's request_id, and the pushes each may send.
 STREAM_OPERATIONS = {

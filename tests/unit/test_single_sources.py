@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def test_the_consumer_defines_the_actions_the_asyncapi_documents() -> None:
-    """Metric labels are the consumer's available_actions too (ProtocolConsumer.reply; tests/test_shared_operations.py)."""
+    """Metric labels are the consumer's available_actions too (ProtocolConsumer.reply; tests/ws/test_shared_operations.py)."""
     assert set(RoomConsumer.available_actions) == set(request_and_response_messages())
     assert "ACTIONS" not in vars(metrics), "metrics must not keep a list of its own"
 

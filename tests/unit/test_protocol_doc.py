@@ -1,14 +1,13 @@
 """api_docs/PROTOCOL.md, the client contract in the repository, stays in step with the code and asyncapi.yaml."""
 
 import re
-from pathlib import Path
 
 from chat.ws.connection import CLOSE_AUTH_REVOKED
 from chat.ws.protocol import CLOSE_INTERNAL_ERROR
 from mysite.serve import CLOSE_GOING_AWAY, CLOSE_SLOW_CONSUMER
+from tests import ROOT
 from tests.contract import request_and_response_messages
 
-ROOT = Path(__file__).resolve().parent.parent
 PROTOCOL = ROOT / "api_docs/PROTOCOL.md"
 
 

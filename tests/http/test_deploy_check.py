@@ -5,7 +5,6 @@ import os
 import secrets
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from django.middleware.csrf import get_token
@@ -13,9 +12,9 @@ from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
 from chat.models import User
+from tests import ROOT
 from tests.conftest import client_for
 
-ROOT = Path(__file__).resolve().parent.parent
 SPA = "https://app.example.com"
 
 

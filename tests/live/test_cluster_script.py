@@ -3,13 +3,8 @@
 import asyncio
 import json
 import os
-import signal
-import socket
-import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,58 +13,21 @@ import websockets
 from django.conf import settings
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.live import ScriptCluster, register_user, run_cluster_script, wait_for
+
 pytestmark = pytest.mark.live
 
-ROOT = Path(__file__).resolve().parent.parent
 RATE_LIMIT = 6
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-class Cluster:
-    """Two server processes started by scripts/run-cluster.sh, and their log files."""
-
-    def __init__(self, ports: list[int], log_dir: Path) -> None:
-        self.urls = [f"http://127.0.0.1:{port}" for port in ports]
-        self.log_dir = log_dir
-
-    def log_lines(self) -> list[str]:
-        return [line for path in sorted(self.log_dir.glob("*.log")) for line in path.read_text().splitlines()]
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(f"{url}/healthz", timeout=1).status_code == 200
-    except requests.ConnectionError:
-        return False
-
-
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    base = tmp_path_factory.mktemp("cluster")
-    ports = [free_port(), free_port()]
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScriptCluster]:
     db = settings.DATABASES["default"]
     test_db_name = os.environ.get("TEST_DATABASE_NAME") or f"test_{db['NAME']}"
-    database_url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{test_db_name}_cluster"
     env = {
         **os.environ,
-        "CLUSTER_PORTS": " ".join(map(str, ports)),
-        "CLUSTER_DIR": str(base),
-        "LOG_DIR": str(base / "logs"),
-        "DATABASE_URL": database_url,
+        # A database of its own, which the script creates and migrates.
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{test_db_name}_cluster",
         "REDIS_URL": settings.REDIS_URL,
         "REDIS_PREFIX": f"cluster-{uuid.uuid4().hex[:8]}",
         "CHAT_MESSAGE_RATE_LIMIT": str(RATE_LIMIT),
@@ -78,43 +36,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     }
     for name in ("DEBUG", "SECRET_KEY", "LOG_FORMAT", "PROMETHEUS_MULTIPROC_DIR", "TEST_DATABASE_NAME"):
         env.pop(name, None)
-    process = subprocess.Popen(
-        ["scripts/run-cluster.sh"],
-        cwd=ROOT,
-        env=env,
-        stdout=open(base / "run-cluster.out", "w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        instance = Cluster(ports, base / "logs")
-        for url in instance.urls:
-
-            def up(url: str = url) -> bool:
-                return process.poll() is None and _answers(url) or process.poll() is not None
-
-            wait_for(
-                up,
-                timeout=60,
-                what=f"{url} to answer",
-            )
-            assert process.poll() is None, (base / "run-cluster.out").read_text()
+    with run_cluster_script(env, tmp_path_factory.mktemp("cluster")) as instance:
         yield instance
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def register(url: str, username: str, password: str) -> str:
-    response = requests.post(f"{url}/api/auth/register/", json={"username": username, "password": password}, timeout=5)
-    assert response.status_code == 201, response.text
-    response = requests.post(f"{url}/api/auth/token/", json={"username": username, "password": password}, timeout=5)
-    assert response.status_code == 200, response.text
-    return response.json()["token"]
 
 
 def metrics(url: str, headers: dict[str, str] | None = None) -> dict[str, float]:
@@ -129,12 +52,12 @@ def metrics(url: str, headers: dict[str, str] | None = None) -> dict[str, float]
     return samples
 
 
-def test_two_processes_share_state_and_metrics_and_keep_tokens_out_of_logs(cluster: Cluster) -> None:
+def test_two_processes_share_state_and_metrics_and_keep_tokens_out_of_logs(cluster: ScriptCluster) -> None:
     a, b = cluster.urls
     password = f"pw-{uuid.uuid4().hex}"
     suffix = uuid.uuid4().hex[:8]
-    alice = register(a, f"alice-{suffix}", password)
-    bob = register(b, f"bob-{suffix}", password)
+    alice = register_user(a, f"alice-{suffix}", password).token
+    bob = register_user(b, f"bob-{suffix}", password).token
     as_alice = {"Authorization": f"Token {alice}"}
     as_bob = {"Authorization": f"Token {bob}"}
     before = metrics(a)
@@ -180,7 +103,7 @@ def test_two_processes_share_state_and_metrics_and_keep_tokens_out_of_logs(clust
     assert delta("chat_fanout_delay_seconds_count{event=create}") == 3
     # Commit to send across two processes and Redis: well under a second here.
     assert delta("chat_fanout_delay_seconds_bucket{event=create,le=1.0}") == 3
-    wait_for(lambda: metrics(a).get("chat_ws_connections_open", 0) == before.get("chat_ws_connections_open", 0), 10, "close")
+    wait_for(lambda: metrics(a).get("chat_ws_connections_open", 0) == before.get("chat_ws_connections_open", 0), timeout=10, what="close")
     closed = [k for k in metrics(b) if k.startswith("chat_ws_connections_total{") and "outcome=closed" in k]
     assert closed, "the close was not counted"
 

@@ -12,7 +12,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests import ROOT
+
 DELIVERY_SCENARIOS = {"rate-3", "burst-3", "rooms-2x2", "rooms-2x2-hold"}
 
 
@@ -33,7 +34,7 @@ def _urls() -> tuple[str, str, str]:
 def test_tiny_bench_run_writes_complete_result_without_losing_messages(tmp_path: Path) -> None:
     postgres_url, database, redis_url = _urls()
     command = [
-        # The reconnect storm has its own smoke test (tests/test_bench_raw_smoke.py).
+        # The reconnect storm has its own smoke test (tests/live/test_bench_raw_smoke.py).
         sys.executable, "-m", "bench", "--smoke", "--configs", "daphne-pubsub-1,stock-pubsub-1", "--scenarios", "idle,room,rooms",
         "--postgres-url", postgres_url, "--database", database, "--redis-url", redis_url, "--out", str(tmp_path),
     ]  # fmt: skip

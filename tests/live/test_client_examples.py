@@ -5,18 +5,18 @@ import shutil
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from api_docs.capture_transcript import capture, render
+from tests import ROOT
 from tests.contract import FrameChecker
 from tests.live import run_servers
 
 pytestmark = pytest.mark.live
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "api_docs" / "examples"
+EXAMPLES = ROOT / "api_docs" / "examples"
 
 
 def run_python_example(server: str, *args: str) -> tuple[list[dict[str, Any]], list[tuple[str, Any]]]:

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests import ROOT
 
 
 def _bench(tmp_path: Path, *args: str, timeout: float = 60) -> dict[str, Any]:

@@ -1,5 +1,9 @@
 """Real server processes for tests: start n daphne processes, talk to them over the network, stop or crash them.
 
+The one live-server harness of the suite: `run_servers` starts daphne processes directly,
+`run_cluster_script` starts them through scripts/run-cluster.sh (`make cluster`); both wait
+for /healthz the same way and stop their processes with SIGTERM, then SIGKILL.
+
 Typical use, inside a test that shares its (transactional) test database with the servers:
 
     @pytest.mark.live
@@ -15,6 +19,7 @@ and at the test process's Redis, unless `base_env` says otherwise (e.g. `minimal
 for the embedded default). Each server's stdout/stderr go to files that failures print.
 """
 
+import functools
 import html
 import os
 import re
@@ -33,7 +38,8 @@ from urllib.parse import quote
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests import ROOT
+
 # The interpreter running the suite is the project's .venv one; the servers use the same.
 PYTHON = sys.executable
 # Children allow far more posts than any test sends, unless a test asks for a limit.
@@ -103,6 +109,34 @@ def service_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def answers_health(base_url: str) -> bool:
+    """Whether GET /healthz answers 200 right now."""
+    try:
+        return requests.get(f"{base_url}/healthz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def stop_process_group(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT_SECONDS) -> int:
+    """SIGTERM the process's group (graceful shutdown), SIGKILL it if still running after `timeout`; the exit code."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return process.wait()
+
+
+def free_port() -> int:
+    """A loopback port free right now (for a process that binds it itself, unlike LiveServer's inherited socket)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _listening_socket() -> socket.socket:
     """A socket listening on a free loopback port; the server inherits it, so no other process can take the port."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -168,11 +202,8 @@ class LiveServer:
                 raise AssertionError(
                     f"{self.name} (pid {self.pid}) exited with {self.process.returncode} before answering\n{self.output()}"
                 )
-            try:
-                if requests.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
+            if answers_health(self.base_url):
+                return
             if time.monotonic() > deadline:
                 raise AssertionError(f"{self.name} did not answer /healthz within {timeout:.0f} s\n{self.output()}")
             time.sleep(0.1)
@@ -185,15 +216,7 @@ class LiveServer:
 
     def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> int:
         """SIGTERM (graceful shutdown), then SIGKILL if still running after `timeout`; returns the exit code."""
-        if self.alive():
-            try:
-                os.killpg(self.pid, signal.SIGTERM)
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-            except ProcessLookupError:
-                pass
-        return self.process.wait()
+        return stop_process_group(self.process, timeout)
 
 
 @contextmanager
@@ -232,6 +255,52 @@ def run_servers(
             server.stop()
         if temp is not None:
             temp.cleanup()
+
+
+class ScriptCluster:
+    """The server processes scripts/run-cluster.sh started, their URLs and their JSON log lines."""
+
+    def __init__(self, process: subprocess.Popen[bytes], ports: list[int], base: Path) -> None:
+        self.process = process
+        self.urls = [f"http://127.0.0.1:{port}" for port in ports]
+        self.log_dir = base / "logs"
+        self.output_path = base / "run-cluster.out"
+
+    def log_lines(self) -> list[str]:
+        """Every line the processes logged so far (one JSON object each, LOG_FORMAT=json)."""
+        return [line for path in sorted(self.log_dir.glob("*.log")) for line in path.read_text().splitlines()]
+
+    def output(self) -> str:
+        """The tail of the script's own output, for failure messages."""
+        return self.output_path.read_text(errors="replace")[-LOG_TAIL_CHARS:] if self.output_path.exists() else ""
+
+
+@contextmanager
+def run_cluster_script(
+    env: Mapping[str, str], base: Path, *, n: int = 2, timeout: float = STARTUP_TIMEOUT_SECONDS
+) -> Iterator[ScriptCluster]:
+    """Run scripts/run-cluster.sh with `n` processes (files under `base`), wait until each answers /healthz, stop it on exit.
+
+    `env` is the script's whole environment; CLUSTER_PORTS, CLUSTER_DIR and LOG_DIR are set here.
+    """
+    ports = [free_port() for _ in range(n)]
+    env = {**env, "CLUSTER_PORTS": " ".join(map(str, ports)), "CLUSTER_DIR": str(base), "LOG_DIR": str(base / "logs")}
+    with open(base / "run-cluster.out", "wb") as out:
+        process = subprocess.Popen(
+            ["scripts/run-cluster.sh"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    cluster = ScriptCluster(process, ports, base)
+
+    def up_or_exited(url: str) -> bool:
+        return process.poll() is not None or answers_health(url)
+
+    try:
+        for url in cluster.urls:
+            wait_for(functools.partial(up_or_exited, url), timeout=timeout, what=f"{url} to answer")
+            assert process.poll() is None, f"run-cluster.sh exited with {process.returncode}\n{cluster.output()}"
+        yield cluster
+    finally:
+        stop_process_group(process, timeout=15)
 
 
 def explain(response: requests.Response) -> str:

@@ -11,9 +11,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from chat.models import Room, User
 from chat.ops import metrics
+from tests import ROOT
 from tests.conftest import client_for
 
-ROOT = Path(__file__).resolve().parent.parent
 METRIC_NAMES = {
     "chat_ws_connections_open",
     "chat_ws_connections",

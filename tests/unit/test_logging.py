@@ -5,13 +5,12 @@ import logging
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from chat.ops.logging import REDACTED, JsonFormatter, ScrubCredentialsFilter, access_log, log_event, scrub
+from tests import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 KEY = "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"
 
 

@@ -8,6 +8,7 @@ from django.test import Client
 
 from chat.core.services import message_store
 from chat.models import Message, Room, User
+from tests import ROOT
 from tests.factories import PASSWORD, RoomFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -183,9 +184,8 @@ def test_static_assets_are_served(browser: Client, settings: object) -> None:
 
 def test_room_page_never_injects_message_text_as_html() -> None:
     """The page script writes message text with textContent only (static check of the shipped script)."""
-    from pathlib import Path
 
-    script = (Path(__file__).resolve().parent.parent / "chat" / "static" / "chat" / "room.js").read_text()
+    script = (ROOT / "chat" / "static" / "chat" / "room.js").read_text()
     assert "innerHTML" not in script and "insertAdjacentHTML" not in script and "outerHTML" not in script
 
 

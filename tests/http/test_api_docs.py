@@ -13,9 +13,10 @@ from django.core.management import call_command
 from django.http import StreamingHttpResponse
 from django.test import Client
 
+from tests import ROOT
 from tests.contract import asyncapi_document
 
-API_DOCS = Path(__file__).resolve().parent.parent / "api_docs"
+API_DOCS = ROOT / "api_docs"
 ASYNCAPI_SCHEMA_SHA256 = "d4571a420e6ffb7fcc7066c95a6db1202f299a3c51daa103d0706bf30f95e626"
 
 
