@@ -1,4 +1,4 @@
-"""How message text is matched against a search query, per database (PROTOCOL.md §7 search_messages).
+"""How message text is matched against a search query, per database (api_docs/PROTOCOL.md §7 search_messages).
 
 PostgreSQL: full-text search on the GIN-indexed `search_vector` column of migration 0004
 (the 'simple' configuration over the unaccented text), with plainto_tsquery's semantics

@@ -82,7 +82,7 @@ def _attach_live_state(rooms: "Sequence[RoomWithNewest]") -> None:
 
 
 def rooms_visible_to(*, user: User) -> QuerySet[Room]:
-    """The rooms this user can see (PROTOCOL.md §5): every room until private rooms exist."""
+    """The rooms this user can see (api_docs/PROTOCOL.md §5): every room until private rooms exist."""
     # replaced by issue 12 (private rooms): public rooms plus the private/direct rooms the user is a member of.
     return Room.objects.all()
 

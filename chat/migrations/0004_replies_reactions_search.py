@@ -1,4 +1,4 @@
-"""Replies, reactions and full-text search of messages (PROTOCOL.md §7).
+"""Replies, reactions and full-text search of messages (api_docs/PROTOCOL.md §7).
 
 On PostgreSQL each message gets a stored generated column `search_vector`: the 'simple'
 text-search configuration (no stemming or stop words, so words of any language match as

@@ -1,4 +1,4 @@
-"""Reactions (PROTOCOL.md §7), over WebSocket and HTTP: one per user per emoji, the `update` event, limits, query counts."""
+"""Reactions (api_docs/PROTOCOL.md §7), over WebSocket and HTTP: one per user per emoji, the `update` event, limits, query counts."""
 
 from typing import Any
 

@@ -1,6 +1,6 @@
 """End to end in Chromium: replies, reactions, search and logout on the room page (api_docs/PROTOCOL.md §7, §8).
 
-Same harness as tests/test_browser.py (a daphne server on a database of its own, one
+Same harness as tests/live/test_browser.py (a daphne server on a database of its own, one
 browser context per person); everything is done through the page as a person would.
 """
 
@@ -11,7 +11,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from tests.test_browser import (  # noqa: F401  (pytest fixtures: base_url, browser, people)
+from tests.live.test_browser import (  # noqa: F401  (pytest fixtures: base_url, browser, people)
     SCREENSHOTS,
     Person,
     api_token,

@@ -1,4 +1,4 @@
-"""Replies (PROTOCOL.md §7): `reply_to` on create_message and the HTTP POST, validated, kept after the target is deleted."""
+"""Replies (api_docs/PROTOCOL.md §7): `reply_to` on create_message and the HTTP POST, validated, kept after the target is deleted."""
 
 from typing import Any
 

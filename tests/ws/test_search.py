@@ -1,4 +1,4 @@
-"""Message search (PROTOCOL.md §7): words in any order, case- and accent-insensitive, newest first, paged, visible rooms only."""
+"""Message search (api_docs/PROTOCOL.md §7): words in any order, case- and accent-insensitive, newest first, paged, visible rooms only."""
 
 from typing import Any
 

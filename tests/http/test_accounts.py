@@ -1,4 +1,4 @@
-"""Accounts (PROTOCOL.md §8): logout revokes the token (HTTP and its sockets), and finding users by username prefix."""
+"""Accounts (api_docs/PROTOCOL.md §8): logout revokes the token (HTTP and its sockets), and finding users by username prefix."""
 
 import pytest
 from channels.db import database_sync_to_async
