@@ -7,11 +7,13 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 import requests
 import websockets
 from django.conf import settings
 from prometheus_client.parser import text_string_to_metric_families
+from psycopg import sql
 
 from tests.live import ScriptCluster, register_user, run_cluster_script, wait_for
 
@@ -24,10 +26,15 @@ RATE_LIMIT = 6
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScriptCluster]:
     db = settings.DATABASES["default"]
     test_db_name = os.environ.get("TEST_DATABASE_NAME") or f"test_{db['NAME']}"
+    server_url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+    cluster_db = f"{test_db_name}_cluster"
+    # A database of its own, which the script creates and migrates: dropped first, so one left
+    # behind by a run of other code (other migrations) cannot make this run's migrate fail.
+    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(cluster_db)))
     env = {
         **os.environ,
-        # A database of its own, which the script creates and migrates.
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{test_db_name}_cluster",
+        "DATABASE_URL": f"{server_url}/{cluster_db}",
         "REDIS_URL": settings.REDIS_URL,
         "REDIS_PREFIX": f"cluster-{uuid.uuid4().hex[:8]}",
         "CHAT_MESSAGE_RATE_LIMIT": str(RATE_LIMIT),
