@@ -6,7 +6,9 @@ model observers (chat.events.streams, connected at startup in every process) onl
 after the surrounding transaction commits.
 """
 
-from django.db import IntegrityError, transaction
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
@@ -144,6 +146,13 @@ def message_delete(*, message: Message, user: User) -> None:
 
 def connection_open(*, channel_name: str, user: User, server_id: str) -> bool:
     """Record a new WebSocket connection; True when it makes the user online."""
+    if connection.vendor == "postgresql":
+        return not _insert_and_check(
+            f"INSERT INTO {_CONNECTIONS} (channel_name, user_id, server_id, seen_at) VALUES (%s, %s, %s, %s)",
+            [channel_name, user.pk, server_id, timezone.now()],
+            f"SELECT 1 FROM {_CONNECTIONS} WHERE user_id = %s AND seen_at >= %s",
+            [user.pk, selectors.live_connection_cutoff()],
+        )
     was_online = bool(selectors.online_user_ids(user_ids=[user.pk]))
     Connection.objects.create(channel_name=channel_name, user=user, server_id=server_id, seen_at=timezone.now())
     return not was_online
@@ -177,6 +186,20 @@ def connection_sweep() -> tuple[list[int], list[int]]:
 
 def presence_enter(*, channel_name: str, room_id: int, user: User) -> bool:
     """Join the room as a member and be present on this connection; True when the set of present users changed."""
+    if connection.vendor == "postgresql":
+        try:
+            was_present = _insert_and_check(
+                f"INSERT INTO {_MEMBERS} (room_id, user_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                [room_id, user.pk],
+                f"SELECT 1 FROM {_PRESENCES} p JOIN {_CONNECTIONS} c ON c.channel_name = p.connection_id"
+                " WHERE p.room_id = %s AND c.user_id = %s AND c.seen_at >= %s",
+                [room_id, user.pk, selectors.live_connection_cutoff()],
+                f"INSERT INTO {_PRESENCES} (connection_id, room_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                [channel_name, room_id],
+            )
+        except IntegrityError as exc:  # a foreign key to a room that does not exist
+            raise RoomNotFound() from exc
+        return not was_present
     # One transaction, one commit: a crowd joining a room is bound by these round trips.
     try:
         with transaction.atomic():
@@ -197,3 +220,23 @@ def presence_leave(*, channel_name: str, room_id: int, user: User) -> bool:
         if not deleted:  # neither present here nor a member: nothing to leave
             raise
     return bool(deleted) and not selectors.present_pairs(room_ids=[room_id], user_ids=[user.pk])
+
+
+_CONNECTIONS = Connection._meta.db_table
+_PRESENCES = Presence._meta.db_table
+_MEMBERS = Room.members.through._meta.db_table
+
+
+def _insert_and_check(insert: str, insert_params: list[Any], check: str, check_params: list[Any], *more: Any) -> bool:
+    """PostgreSQL: run the inserts and tell whether `check` found a row before them, in one statement (one round trip).
+
+    The statement's data-modifying CTEs and its SELECT share one snapshot, so the check
+    sees the state before the inserts, as a check run first would; in autocommit the
+    statement is its own transaction, and a deferred foreign key fails at its end.
+    """
+    inserts, params = [insert, *more[::2]], [insert_params, *more[1::2]]
+    ctes = ", ".join(f"i{n} AS ({sql})" for n, sql in enumerate(inserts))
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {ctes} SELECT EXISTS ({check})", [p for group in params for p in group] + check_params)
+        row = cursor.fetchone()
+    return bool(row and row[0])

@@ -15,6 +15,7 @@ with a channel per consumer. Works with any channel layer (in-memory, core, pub/
 import asyncio
 import logging
 import weakref
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from channels.consumer import get_handler_name
@@ -41,6 +42,8 @@ class LocalFanout:
         self.channel: str | None = None
         self.reader: asyncio.Task[None] | None = None  # held here so the task is not garbage-collected
         self.channel_ready: asyncio.Lock = asyncio.Lock()
+        # Event type -> a function of this process (not of a consumer) called once per such event.
+        self.listeners: dict[str, Callable[[dict[str, Any]], None]] = {}
 
     async def add(self, group: str, member: Member) -> None:
         members = self.members.setdefault(group, {})
@@ -95,6 +98,12 @@ class LocalFanout:
 
     async def deliver(self, message: dict[str, Any]) -> None:
         """Hand one layer message to every local member of its group."""
+        listener = self.listeners.get(message.get("type", ""))
+        if listener is not None:
+            try:
+                listener(message)
+            except Exception:
+                logger.exception("the process's listener of %s failed", message["type"])
         members = self.members.get(message.get("group", ""))
         if not members:
             return

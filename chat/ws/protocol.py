@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any
 
+import orjson
 from channels.consumer import get_handler_name
 from django.http import Http404
 from djangochannelsrestframework.generics import GenericAsyncAPIConsumer
@@ -215,6 +216,11 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
             await self.handle_exception(MethodNotAllowed(action), action, request_id)
             return
         await super().handle_action(action, request_id=request_id, **params)
+
+    @classmethod
+    async def encode_json(cls, content: Any) -> str:
+        """Encode an outgoing frame (every response goes through here): orjson, which also splices in orjson.Fragment JSON."""
+        return orjson.dumps(content, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
     async def send_text(self, text: str) -> None:
         """Send one already encoded frame straight to the server (the generic send() only wraps this in two calls)."""
