@@ -21,6 +21,8 @@ from typing import Any, Protocol
 from channels.consumer import get_handler_name
 from channels.layers import BaseChannelLayer, get_channel_layer
 
+from chat.ops import metrics
+
 logger = logging.getLogger(__name__)
 
 
@@ -108,12 +110,17 @@ class LocalFanout:
         if not members:
             return
         handler_name = get_handler_name(message)
+        sent = 0
         for member in list(members):
             try:
-                await getattr(member, handler_name)(message)
+                # A handler may return how many frames it sent: those are counted here, once per event.
+                sent += await getattr(member, handler_name)(message) or 0
             except Exception:
                 # One broken connection must not cost the others their events.
                 logger.exception("delivering %s to %s failed", message["type"], member.channel_name)
+        if sent:
+            # Per event, not per frame: a histogram observation per frame cost ~5% of a fan-out.
+            metrics.events_sent(message["action"], sent, message.get("committed_at"))
 
 
 _fanouts: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LocalFanout]" = weakref.WeakKeyDictionary()
