@@ -86,6 +86,10 @@ CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
 CORS_URLS_REGEX = r"^/api/.*$"
 # Token-authenticated SPAs need no cookies; allow them only for a same-site SPA using the session.
 CORS_ALLOW_CREDENTIALS = env_bool("CORS_ALLOW_CREDENTIALS", False)
+# Pages on other origins that may open the WebSocket, compared exactly (scheme://host:port);
+# they must authenticate with a token, never the session cookie (chat/ws/auth.py). The
+# server's own origin is always allowed. By default the SPAs that CORS lets call the API.
+WS_ALLOWED_ORIGINS = env_list("WS_ALLOWED_ORIGINS", CORS_ALLOWED_ORIGINS)
 
 INSTALLED_APPS = [
     "daphne",
@@ -110,6 +114,8 @@ MIDDLEWARE = [
     # First, so CORS preflights are answered before any redirect or auth.
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (STATIC_ROOT) before anything that touches sessions or the database.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -271,6 +277,9 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Chat rooms HTTP API",
     "DESCRIPTION": "api_docs/PROTOCOL.md §4. The WebSocket API is described in /api/asyncapi.yaml.",
     "VERSION": "1",
+    "LICENSE": {"name": "Proprietary"},
+    # Relative: the API is served by whichever host serves this schema.
+    "SERVERS": [{"url": "/", "description": "This server"}],
     "SERVE_INCLUDE_SCHEMA": False,
     # Request bodies get their own components, so read-only fields are not asked of clients.
     "COMPONENT_SPLIT_REQUEST": True,
@@ -287,11 +296,19 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-# `manage.py collectstatic` gathers the web client's assets here for a reverse proxy to serve.
-STATIC_ROOT = BASE_DIR / "var" / "static"
-# Whether Django itself answers /static/ (daphne serves no files). On by default in DEBUG;
-# a production proxy serves STATIC_ROOT instead, or set SERVE_STATIC=true for a proxy-less box.
-SERVE_STATIC = env_bool("SERVE_STATIC", DEBUG)
+# `manage.py collectstatic` gathers the web client's assets here (`make run` runs it); WhiteNoise
+# serves them, so a deployment without a reverse proxy needs no flag (daphne serves no files).
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "var" / "static")))
+if not DEBUG:
+    # Hashed names (chat.3f9a1c.css) and gzip/brotli copies, made by collectstatic; WhiteNoise
+    # sends hashed files with a ten-year Cache-Control: immutable.
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+# In development the files come straight from the apps' static/ folders, edits seen at once.
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- Built-in web pages (chat/web/) ---------------------------------------------------
 LOGIN_URL = "login"

@@ -1,7 +1,5 @@
-from django.conf import settings
 from django.contrib import admin
-from django.contrib.staticfiles.views import serve as serve_static
-from django.urls import include, path, re_path
+from django.urls import include, path
 
 from chat.ops import health, metrics
 
@@ -16,7 +14,3 @@ urlpatterns = [
     # The built-in web client: rooms, room pages, online users, sign-up and login.
     path("", include("chat.web.urls")),
 ]
-if settings.SERVE_STATIC:
-    # Daphne serves no files by itself (runserver's static handler is not in the ASGI app),
-    # so the web client's assets come from here unless a reverse proxy serves them.
-    urlpatterns += [re_path(r"^static/(?P<path>.+)$", serve_static, {"insecure": True})]

@@ -57,6 +57,8 @@ if db["ENGINE"].endswith("postgresql"):
             print(f"run-cluster: created database {db['NAME']}")
 EOF
 "$PY" manage.py migrate --noinput >"$CLUSTER_DIR/migrate.log" 2>&1 || { cat "$CLUSTER_DIR/migrate.log" >&2; exit 1; }
+# WhiteNoise serves STATIC_ROOT when DEBUG=false: collect (hashed, compressed) before serving.
+"$PY" manage.py collectstatic --noinput >"$CLUSTER_DIR/collectstatic.log" 2>&1 || { cat "$CLUSTER_DIR/collectstatic.log" >&2; exit 1; }
 
 pids=()
 stop() {

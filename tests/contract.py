@@ -190,8 +190,20 @@ def _check_push(frame: Frame, candidates: list[tuple[str, str]]) -> str:
     raise AssertionError  # unreachable: _fail raised
 
 
+def unwrap_stream(frame: Any) -> tuple[str | None, Any]:
+    """(stream, inner frame) of a DCRF stream envelope (api_docs/PROTOCOL.md §8), checking the envelope; (None, frame) otherwise."""
+    if not (isinstance(frame, dict) and "stream" in frame and "payload" in frame and "action" not in frame):
+        return None, frame
+    _check("frame", "StreamEnvelope", "/components/schemas/StreamEnvelope", frame)
+    return frame["stream"], frame["payload"]
+
+
 class FrameChecker:
-    """Checks one connection's frames, matching responses to requests and pushes to subscriptions."""
+    """Checks one connection's frames, matching responses to requests and pushes to subscriptions.
+
+    Frames in a DCRF stream envelope are checked inside it: a response must come in its
+    request's stream, and a push in the stream its subscription was made through.
+    """
 
     def __init__(self) -> None:
         self.pending: dict[Any, deque[Frame]] = defaultdict(deque)
@@ -199,24 +211,27 @@ class FrameChecker:
         self.frames: list[tuple[str, Any]] = []  # ("sent" | "received", frame): a transcript
 
     @staticmethod
-    def _key(request_id: Any) -> Any:
-        return json.dumps(request_id)  # 1 and 1.0 and "1" stay apart, and any JSON value is hashable
+    def _key(request_id: Any, stream: str | None = None) -> Any:
+        # 1 and 1.0 and "1" stay apart, and any JSON value is hashable
+        return json.dumps(request_id) if stream is None else json.dumps([stream, request_id])
 
     def sent(self, frame: Any, *, check: bool = True) -> None:
         """Record (and unless check=False, validate) a frame the client sends."""
         self.frames.append(("sent", frame))
+        stream, frame = unwrap_stream(frame) if check else (None, frame)
         if check:
             validate_client_frame(frame)
         if isinstance(frame, dict):
-            self.pending[self._key(frame.get("request_id"))].append(frame)
+            self.pending[self._key(frame.get("request_id"), stream)].append(frame)
 
     def received(self, frame: Any) -> None:
         """Validate a frame the server sent."""
         self.frames.append(("received", frame))
+        stream, frame = unwrap_stream(frame)
         if not isinstance(frame, dict) or "response_status" not in frame:
-            self._received_push(frame)
+            self._received_push(frame, stream)
             return
-        key = self._key(frame.get("request_id"))
+        key = self._key(frame.get("request_id"), stream)
         queue = self.pending.get(key)
         request = None
         if queue:
@@ -232,13 +247,15 @@ class FrameChecker:
             # Kept after an unsubscribe: other rooms' subscriptions may share the request_id.
             self.subscriptions.setdefault(key, set()).add(STREAM_OPERATIONS[request["action"]])
 
-    def _received_push(self, frame: Any) -> None:
+    def _received_push(self, frame: Any, stream: str | None = None) -> None:
         if not isinstance(frame, dict):
             validate_server_frame(frame)
             return
         action = frame.get("action")
         candidates = push_messages().get(action, []) if isinstance(action, str) else []
-        streams = self.subscriptions.get(self._key(frame.get("request_id"))) if "request_id" in frame else None
+        streams = self.subscriptions.get(self._key(frame.get("request_id"), stream)) if "request_id" in frame else None
+        if stream is not None and not streams:
+            _fail("server", "push in a stream no subscription was made through", frame, f"  stream: {stream!r}")
         if streams:
             # A push tagged with a subscription's request_id must come from a stream subscribed under it.
             candidates = [(op, message) for op, message in candidates if op in streams]

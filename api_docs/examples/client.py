@@ -1,28 +1,31 @@
-"""A minimal Python client of the chat API (HTTP for the token, WebSocket for everything else).
+"""A minimal Python client of the chat API: HTTP for the token, then the official client library (clients/python).
 
-    pip install websockets
+    pip install ./clients/python        # chat-rooms-client: asyncio + websockets
     python client.py --server http://localhost:8000 --username alice --password '...' \
         --room lobby --message "hello" [--register] [--after-seq N] [--trace]
 
 It gets an API token, connects to /ws/chat/room/, finds or creates the room, joins it,
 subscribes to its messages (replaying those after --after-seq), sends one message
-with a client_id (safe to resend), waits for its own `create` event and prints, as
-one JSON line each, every message it received. With --trace it also prints every
-frame sent (">") and received ("<") on stderr. Needs only the standard library and
-`websockets`.
+(`create_message` with a client_id, resent unchanged after a reconnect), waits for its
+own `create` event and prints, as one JSON line each, every message it received. With
+--trace it also prints every frame sent (">") and received ("<") on stderr. The library
+reconnects by itself and resumes after the last seq seen: see clients/python/README.md.
 """
 
 import argparse
 import asyncio
-import itertools
 import json
 import sys
 import urllib.error
 import urllib.request
-import uuid
+from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.client import connect
+try:
+    from chat_rooms_client import ChatClient
+except ImportError:  # run from a checkout without installing the library
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "clients" / "python" / "src"))
+    from chat_rooms_client import ChatClient
 
 
 def http_post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -47,45 +50,8 @@ def get_token(server: str, username: str, password: str, register: bool) -> str:
     return body["token"]
 
 
-class Connection:
-    """One WebSocket connection: send requests, match responses by request_id, keep pushes aside."""
-
-    def __init__(self, websocket: Any, trace: bool) -> None:
-        self.websocket = websocket
-        self.trace = trace
-        self.ids = itertools.count(1)
-        self.pushes: list[dict[str, Any]] = []
-
-    async def send(self, frame: dict[str, Any]) -> None:
-        if self.trace:
-            print(">", json.dumps(frame), file=sys.stderr)
-        await self.websocket.send(json.dumps(frame))
-
-    async def receive(self, timeout: float = 10) -> dict[str, Any]:
-        frame = json.loads(await asyncio.wait_for(self.websocket.recv(), timeout))
-        if self.trace:
-            print("<", json.dumps(frame), file=sys.stderr)
-        return frame
-
-    async def request(self, action: str, **params: Any) -> dict[str, Any]:
-        """Send one request and wait for its response (exactly one arrives); raise on an error status."""
-        request_id = params.pop("request_id", next(self.ids))
-        await self.send({"action": action, "request_id": request_id, **params})
-        while True:
-            frame = await self.receive()
-            if "response_status" not in frame:
-                self.pushes.append(frame)  # a push (no response_status) that arrived first
-            elif frame["request_id"] == request_id:
-                if frame["response_status"] >= 400:
-                    raise RuntimeError(f"{action} failed: {frame['response_status']} {frame['errors']}")
-                return frame
-
-    async def next_push(self) -> dict[str, Any]:
-        if self.pushes:
-            return self.pushes.pop(0)
-        while "response_status" in (frame := await self.receive()):
-            pass  # responses to requests we no longer wait for
-        return frame
+def trace_frame(direction: str, frame: dict[str, Any]) -> None:
+    print(direction, json.dumps(frame), file=sys.stderr)
 
 
 async def run(server: str, token: str, room_name: str, text: str, after_seq: int | None, trace: bool) -> list[dict[str, Any]]:
@@ -94,32 +60,24 @@ async def run(server: str, token: str, room_name: str, text: str, after_seq: int
     Returns the messages received, ending with our own.
     """
     ws_url = server.replace("http", "ws", 1) + "/ws/chat/room/"
+    received: list[dict[str, Any]] = []
     # Native clients authenticate with the header (browsers use ?token=<key> instead).
-    async with connect(ws_url, additional_headers={"Authorization": f"Token {token}"}) as websocket:
-        ws = Connection(websocket, trace)
-        found = await ws.request("list", name=room_name)
-        if found["data"]["results"]:
-            room = found["data"]["results"][0]
-        else:
-            room = (await ws.request("create", data={"name": room_name}))["data"]
+    chat = ChatClient(ws_url, headers={"Authorization": f"Token {token}"}, trace=trace_frame if trace else None)
+    chat.on("message", lambda event: received.append(event["message"]) if event["action"] == "create" else None)
+    async with chat:
+        found = await chat.list_rooms(name=room_name)
+        room = found["results"][0] if found["results"] else await chat.create_room(room_name)
         if after_seq is None:
             after_seq = room["last_message"]["seq"] if room["last_message"] else 0
-        await ws.request("join_room", pk=room["pk"])
-        # One subscription per room; its request_id tags every message event of the room.
-        stream = f"messages-{room['pk']}"
-        await ws.request("subscribe_to_messages_in_room", pk=room["pk"], request_id=stream, after_seq=after_seq)
-        client_id = uuid.uuid4().hex  # resend with the same client_id after a lost response: no duplicate
-        sent = (await ws.request("create_message", room=room["pk"], message=text, client_id=client_id))["data"]
-        received = []
-        last_seq = after_seq  # remember this per room: reconnect with after_seq=last_seq to miss nothing
-        while True:
-            push = await ws.next_push()
-            if push["action"] == "create" and push["request_id"] == stream:
-                message = push["data"]
-                last_seq = max(last_seq, message["seq"])
-                received.append(message)
-                if message["id"] == sent["id"]:
-                    return received
+        await chat.join_room(room["pk"])
+        # Stored messages after after_seq first, then live ones; the library remembers the
+        # last seq seen and resumes from it after a reconnect.
+        await chat.subscribe_to_messages(room["pk"], after_seq=after_seq)
+        sent = await chat.create_message(room["pk"], text)
+        async with asyncio.timeout(10):
+            while not any(message["id"] == sent["id"] for message in received):
+                await asyncio.sleep(0.01)
+    return received[: next(i for i, message in enumerate(received) if message["id"] == sent["id"]) + 1]
 
 
 def main() -> None:

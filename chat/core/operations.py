@@ -18,9 +18,9 @@ def room_list_page(*, params: Mapping[str, Any]) -> dict[str, Any]:
     return {"results": RoomSerializer(rooms, many=True).data, "count": count}
 
 
-def room_patch(*, room: Room, user: User, data: Any) -> dict[str, Any]:
-    """Apply a partial Room (only `name` is writable; host only); the updated Room."""
-    serializer = RoomSerializer(room, data=data, partial=True)
+def room_patch(*, room: Room, user: User, data: Any, partial: bool = True) -> dict[str, Any]:
+    """Apply a partial Room, or a full one with partial=False (only `name` is writable; host only); the updated Room."""
+    serializer = RoomSerializer(room, data=data, partial=partial)
     serializer.is_valid(raise_exception=True)
     room = services.room_update(room=room, user=user, name=serializer.validated_data.get("name", room.name))
     return RoomSerializer(room).data

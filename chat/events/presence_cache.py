@@ -19,13 +19,13 @@ as it does for the members already present.
 """
 
 import asyncio
+import json
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
+from chat.core.jsonenc import RawJSON
 from chat.events import groups
 from chat.events.fanout import local_fanout
 
@@ -34,9 +34,9 @@ from chat.events.fanout import local_fanout
 class _Entry:
     """One room's present users, and the fan-out membership that keeps them exact."""
 
-    users: dict[int, bytes]  # user id -> the encoded §1 User
+    users: dict[int, str]  # user id -> the encoded §1 User
     membership: "asyncio.Task[None]"
-    encoded: orjson.Fragment | None = None
+    encoded: RawJSON | None = None
 
 
 @dataclass
@@ -45,12 +45,12 @@ class _Build:
 
     drops: int
     membership: "asyncio.Task[None] | None"
-    joined: dict[int, bytes] = field(default_factory=dict)
+    joined: dict[int, str] = field(default_factory=dict)
 
 
-def encode_user(user_id: int, username: str) -> bytes:
+def encode_user(user_id: int, username: str) -> str:
     """A §1 User as JSON."""
-    return orjson.dumps({"id": user_id, "username": username})
+    return json.dumps({"id": user_id, "username": username})
 
 
 class PresenceCache:
@@ -61,13 +61,13 @@ class PresenceCache:
         self.drops: dict[int, int] = {}  # per room: how many times its list was dropped
         self.builds: dict[int, list[_Build]] = {}
 
-    def users_json(self, room_id: int) -> orjson.Fragment | None:
+    def users_json(self, room_id: int) -> RawJSON | None:
         """The room's present users as an encoded JSON list, or None when not known exactly."""
         entry = self._valid_entry(room_id)
         if entry is None:
             return None
         if entry.encoded is None:
-            entry.encoded = orjson.Fragment(b"[" + b",".join(entry.users[user_id] for user_id in sorted(entry.users)) + b"]")
+            entry.encoded = RawJSON("[" + ", ".join(entry.users[user_id] for user_id in sorted(entry.users)) + "]")
         return entry.encoded
 
     def start_build(self, room_id: int) -> _Build:

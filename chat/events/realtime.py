@@ -13,11 +13,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from channels.layers import get_channel_layer
 
 from chat.core import selectors, services
 from chat.core.db import db_thread
+from chat.core.jsonenc import RawJSON
 from chat.core.serializers import UserSerializer, serialize_many
 from chat.events import groups
 from chat.events.fanout import local_fanout
@@ -94,8 +94,8 @@ def _present_users_of(room_id: int) -> list[dict[str, Any]]:
     return selectors.present_users_by_room([room_id]).get(room_id, [])
 
 
-async def present_users_json(room_id: int) -> Any:
-    """The room's present users as encoded JSON (an orjson Fragment), from the cache or one query."""
+async def present_users_json(room_id: int) -> RawJSON:
+    """The room's present users as encoded JSON, from the cache or one query."""
     cache = _presence_cache()
     encoded = cache.users_json(room_id)
     if encoded is None:
@@ -107,7 +107,7 @@ async def present_users_json(room_id: int) -> Any:
             cache.store(room_id, build, users)
         encoded = cache.users_json(room_id)
         if encoded is None:  # not kept (overtaken by a change, or not in the room group): this query's answer
-            encoded = orjson.Fragment(orjson.dumps(users))
+            encoded = RawJSON(json.dumps(users))
     return encoded
 
 

@@ -1,18 +1,26 @@
-"""WebSocket handshake policy (api_docs/PROTOCOL.md §2, Authentication).
+"""WebSocket handshake policy (api_docs/PROTOCOL.md §2 Authentication, §8 Cross-origin SPAs).
 
-Browsers authenticate with the session cookie and always send an Origin, which
-must be an allowed host. Native clients send no Origin and authenticate with an
-API token, as the `Authorization: Token <key>` header or the `?token=<key>` query
-parameter. Anything else reaches the consumer as AnonymousUser and is refused.
+Every Origin check compares scheme, host and port exactly:
+- no Origin: not a browser; an API token (header `Authorization: Token <key>` or the
+  `?token=<key>` query parameter) is the only credential accepted;
+- the server's own origin (the handshake's scheme and its Host header, which must be
+  one of ALLOWED_HOSTS): a token or the Django session cookie;
+- an origin in settings.WS_ALLOWED_ORIGINS (by default CORS_ALLOWED_ORIGINS): a token
+  only, since a cookie sent along from another origin proves nothing about the page;
+- any other origin: refused with HTTP 403, whatever it carries.
+Anything else reaches the consumer as AnonymousUser and is refused there.
 """
 
+import functools
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from channels.auth import AuthMiddlewareStack
-from channels.security.websocket import OriginValidator
+from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ImproperlyConfigured
+from django.http.request import split_domain_port, validate_host
 from rest_framework.authtoken.models import Token
 
 from chat.core.db import db_thread
@@ -31,8 +39,78 @@ def token_from_scope(scope: Scope) -> str | None:
     return values[0] if values else None
 
 
-def has_origin(scope: Scope) -> bool:
-    return any(name == b"origin" for name, _ in scope.get("headers", []))
+def header(scope: Scope, name: bytes) -> str | None:
+    """The first value of a handshake header, or None."""
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+Origin = tuple[str, str, int]
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def parse_origin(value: str) -> Origin | None:
+    """(scheme, host, port) of an origin such as `https://app.example.com`, default port filled in; None if it is none."""
+    try:
+        parsed = urlsplit(value.strip())
+        scheme = parsed.scheme.lower()
+        port = parsed.port
+    except ValueError:
+        return None
+    if scheme not in DEFAULT_PORTS or not parsed.hostname or parsed.path not in ("", "/") or parsed.query or parsed.username:
+        return None
+    return scheme, parsed.hostname.lower(), port or DEFAULT_PORTS[scheme]
+
+
+@functools.cache
+def _allowed_origins(values: tuple[str, ...]) -> frozenset[Origin]:
+    origins = set()
+    for value in values:
+        origin = parse_origin(value)
+        if origin is None:
+            raise ImproperlyConfigured(f"WS_ALLOWED_ORIGINS: {value!r} is not an origin like https://app.example.com[:port]")
+        origins.add(origin)
+    return frozenset(origins)
+
+
+def allowed_origins() -> frozenset[Origin]:
+    """The cross-origin pages allowed to open the WebSocket (with a token)."""
+    return _allowed_origins(tuple(settings.WS_ALLOWED_ORIGINS))
+
+
+def own_origin(scope: Scope) -> Origin | None:
+    """The server's origin as this handshake reached it: its scheme and Host header; None if the host is not allowed."""
+    host = header(scope, b"host")
+    if not host:
+        return None
+    domain, _ = split_domain_port(host)
+    allowed = settings.ALLOWED_HOSTS or (["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
+    if not domain or not validate_host(domain, allowed):
+        return None
+    secure = scope.get("scheme") in ("wss", "https")
+    if settings.SECURE_PROXY_SSL_HEADER:
+        # Behind a TLS-terminating proxy the page is https although the hop to us is not.
+        name, value = settings.SECURE_PROXY_SSL_HEADER
+        forwarded = header(scope, name.removeprefix("HTTP_").lower().replace("_", "-").encode("latin-1"))
+        secure = secure or (forwarded is not None and forwarded.split(",")[0].strip() == value)
+    return parse_origin(f"{'https' if secure else 'http'}://{host}")
+
+
+def origin_policy(scope: Scope) -> str:
+    """How the handshake's Origin is treated: "native" (none), "same", "cross" (listed) or "refused"."""
+    value = header(scope, b"origin")
+    if value is None:
+        return "native"
+    origin = parse_origin(value)
+    if origin is None:
+        return "refused"
+    if origin == own_origin(scope):
+        return "same"
+    if origin in allowed_origins():
+        return "cross"
+    return "refused"
 
 
 @db_thread
@@ -45,7 +123,7 @@ def user_for_token(key: str) -> Any:
 
 
 class TokenOrSessionAuthMiddleware:
-    """Authenticate by token, or by session only for browser (Origin) handshakes.
+    """Check the Origin, then authenticate by token, or by session only for same-origin pages.
 
     Token connections skip the session and cookie middleware altogether: no session
     look-up at the handshake, and no session wrapper around every frame sent.
@@ -56,23 +134,19 @@ class TokenOrSessionAuthMiddleware:
         self.session_auth = AuthMiddlewareStack(inner)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
+        policy = origin_policy(scope)
+        if policy == "refused":
+            return await WebsocketDenier()(scope, receive, send)
         key = token_from_scope(scope)
         if key is not None:
             return await self.inner(dict(scope, user=await user_for_token(key), auth_token=key), receive, send)
-        if not has_origin(scope):
-            # A cookie without an Origin is not a browser: only tokens are accepted there.
+        if policy != "same":
+            # No Origin is no browser, and another origin's cookie proves nothing: only tokens count.
             return await self.inner(dict(scope, user=AnonymousUser(), auth_token=None), receive, send)
         return await self.session_auth(dict(scope, auth_token=None), receive, send)
 
 
-class BrowserOriginValidator(OriginValidator):
-    """Refuse a handshake whose Origin is not an allowed host; accept one with no Origin (native clients)."""
-
-    def valid_origin(self, parsed_origin: Any) -> bool:
-        return parsed_origin is None or self.validate_origin(parsed_origin)
-
-
 def websocket_auth_stack(inner: Any) -> Any:
     """Origin check, then token or session authentication, around the WebSocket router."""
-    allowed = settings.ALLOWED_HOSTS or (["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
-    return BrowserOriginValidator(TokenOrSessionAuthMiddleware(inner), allowed)
+    allowed_origins()  # a malformed WS_ALLOWED_ORIGINS fails at start-up, not at the first handshake
+    return TokenOrSessionAuthMiddleware(inner)

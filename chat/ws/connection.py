@@ -26,8 +26,9 @@ class ChatConnection(ProtocolConsumer):
         self.present_rooms: dict[int, None] = {}
         self.last_joined_room: int | None = None
         self.message_streams: dict[tuple[int, Any], MessageStream] = {}
-        self.instance_subscriptions: dict[tuple[int, Any], None] = {}
-        self.online_users_request_ids: dict[Any, None] = {}
+        # Subscription -> the DCRF stream it was made through (None: unwrapped), which its pushes go in.
+        self.instance_subscriptions: dict[tuple[int, Any], str | None] = {}
+        self.online_users_request_ids: dict[Any, str | None] = {}
         self.went_online = False
 
     async def open_session(self) -> None:

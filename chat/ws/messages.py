@@ -17,6 +17,7 @@ from chat.core.serializers import (
     validate,
 )
 from chat.events.streams import message_observer
+from chat.ws import multiplex
 from chat.ws.connection import ConsumerMixin
 from chat.ws.protocol import CLOSE_INTERNAL_ERROR, Status
 from chat.ws.streams import MessageStream
@@ -66,7 +67,7 @@ class MessagesMixin(ConsumerMixin):
             room_id,
             request_id,
             last_seq=query.get("after_seq", 0),
-            send=self.send_text,
+            send=multiplex.sender(multiplex.current_stream.get(), self.send_text),
             read_history=_history_json,
             spawn=self.detach,
             fail=self._close_after_failed_catch_up,

@@ -11,6 +11,7 @@ from chat.core.serializers import PkParamSerializer, RoomSerializer, UserSeriali
 from chat.events import groups, realtime
 from chat.models import Room
 from chat.ops import metrics
+from chat.ws import multiplex
 from chat.ws.connection import ConsumerMixin
 from chat.ws.protocol import Status
 
@@ -43,9 +44,11 @@ class PresenceMixin(ConsumerMixin):
         self.present_rooms[room_id] = None
         self.last_joined_room = room_id
         await realtime.presence_joined(room_id, self.user, changed)
+        room.current_users = []
+        data = dict(RoomSerializer(room).data)
         # The O(room) list is encoded once per presence change (chat.events.presence_cache), not per join.
-        room.current_users = await realtime.present_users_json(room_id)
-        return RoomSerializer(room).data, 200
+        data["current_users"] = await realtime.present_users_json(room_id)
+        return data, 200
 
     @action()
     async def leave_room(self, **params: Any) -> Status:
@@ -71,7 +74,7 @@ class PresenceMixin(ConsumerMixin):
     @action()
     async def subscribe_to_online_users(self, request_id: Any, **params: Any) -> Status:
         await self.add_group(groups.ONLINE_USERS_GROUP)
-        self.online_users_request_ids[request_id] = None
+        self.online_users_request_ids[request_id] = multiplex.current_stream.get()
         return {"users": await _online_users_json()}, 200
 
     # --- layer events (type "a.b" calls method a_b; see chat.events.groups) -------------------
@@ -89,6 +92,7 @@ class PresenceMixin(ConsumerMixin):
 
     async def users_status(self, event: dict[str, Any]) -> None:
         """groups.USER_STATUS_EVENT: once per online-users subscription."""
-        for request_id in self.online_users_request_ids:
-            await self.send_json({"action": groups.PUSH_USER_STATUS, "request_id": request_id, "data": event["data"]})
+        for request_id, stream in self.online_users_request_ids.items():
+            push = {"action": groups.PUSH_USER_STATUS, "request_id": request_id, "data": event["data"]}
+            await self.send_json(multiplex.wrap(stream, push))
             metrics.event_sent(groups.PUSH_USER_STATUS)

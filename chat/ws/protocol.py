@@ -15,17 +15,18 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any
 
-import orjson
 from channels.consumer import get_handler_name
 from django.http import Http404
 from djangochannelsrestframework.generics import GenericAsyncAPIConsumer
 from djangochannelsrestframework.permissions import IsAuthenticated
 from rest_framework.exceptions import APIException, MethodNotAllowed
 
+from chat.core import jsonenc
 from chat.core.exceptions import RateLimited
 from chat.events.fanout import local_fanout
 from chat.ops import metrics
 from chat.ops.logging import log_event
+from chat.ws import multiplex
 
 logger = logging.getLogger("chat.ws.consumer")  # the name connection logs have always had
 
@@ -166,6 +167,25 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
         if not isinstance(content, dict):
             await self.reply(action=None, status=400, errors=["A frame must be a JSON object."])
             return
+        # DCRF stream multiplexing (§8): the response goes back in the request's stream.
+        try:
+            stream, content = multiplex.unwrap(content)
+        except multiplex.BadEnvelope as exc:
+            stream, content = exc.stream, {}
+            errors = [str(exc)]
+        else:
+            errors = []
+        token = multiplex.current_stream.set(stream)
+        try:
+            if errors:
+                await self.reply(action=None, status=400, errors=errors)
+            else:
+                await self._receive_request(content)
+        finally:
+            multiplex.current_stream.reset(token)
+
+    async def _receive_request(self, content: dict[str, Any]) -> None:
+        """Route one decoded request to its action; a missing action or bad request_id gets a 400."""
         request_id = content.pop("request_id", None)
         action_name = content.pop("action", None)
         if not _request_id_is_valid(request_id):
@@ -208,7 +228,9 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
                 request_id=request_id,
                 status=status,
             )
-        await super().reply(action=action, data=data, errors=errors, status=status, request_id=request_id)
+        # DCRF's reply, in the request's stream when it came in one.
+        frame = {"errors": errors or [], "data": data, "action": action, "response_status": status, "request_id": request_id}
+        await self.send_json(multiplex.wrap(multiplex.current_stream.get(), frame))
 
     async def handle_action(self, action: str, request_id: Any, **params: Any) -> None:
         # DCRF checks permissions before it looks the action up: unknown must be 405 for everyone.
@@ -219,8 +241,8 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
 
     @classmethod
     async def encode_json(cls, content: Any) -> str:
-        """Encode an outgoing frame (every response goes through here): orjson, which also splices in orjson.Fragment JSON."""
-        return orjson.dumps(content, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        """Encode an outgoing frame (every response goes through here), splicing in already encoded JSON (RawJSON)."""
+        return jsonenc.dumps(content)
 
     async def send_text(self, text: str) -> None:
         """Send one already encoded frame straight to the server (the generic send() only wraps this in two calls)."""

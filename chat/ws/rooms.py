@@ -10,6 +10,7 @@ from chat.core.exceptions import NotSubscribed
 from chat.core.serializers import PkParamSerializer, RoomSerializer, validate
 from chat.events import groups
 from chat.events.streams import room_observer
+from chat.ws import multiplex
 from chat.ws.connection import ConsumerMixin
 from chat.ws.protocol import Status
 
@@ -19,11 +20,11 @@ class RoomsMixin(ConsumerMixin):
 
     @db_action(name="list")  # not `def list`: that would shadow the builtin in this class body
     def list_rooms(self, **params: Any) -> Status:
-        return operations.room_list_page(params=params), 200
+        return operations.room_list_page(params=multiplex.params_with_data(params)), 200
 
     @db_action()
     def retrieve(self, **params: Any) -> Status:
-        return RoomSerializer(selectors.room_get(**validate(PkParamSerializer, params))).data, 200
+        return RoomSerializer(selectors.room_get(**validate(PkParamSerializer, multiplex.params_with_data(params)))).data, 200
 
     @db_action()
     def create(self, data: Any = None, **params: Any) -> Status:
@@ -32,8 +33,16 @@ class RoomsMixin(ConsumerMixin):
 
     @db_action()
     def patch(self, data: Any = None, **params: Any) -> Status:
+        return self._update_room(data, params, partial=True)
+
+    @db_action()
+    def update(self, data: Any = None, **params: Any) -> Status:
+        """DCRF's name for a full update (api_docs/PROTOCOL.md §8): like patch, with `name` required."""
+        return self._update_room(data, params, partial=False)
+
+    def _update_room(self, data: Any, params: dict[str, Any], *, partial: bool) -> Status:
         room = selectors.room_get(**validate(PkParamSerializer, params))
-        return operations.room_patch(room=room, user=self.user, data=data), 200
+        return operations.room_patch(room=room, user=self.user, data=data, partial=partial), 200
 
     @db_action()
     def delete(self, **params: Any) -> Status:
@@ -47,7 +56,7 @@ class RoomsMixin(ConsumerMixin):
         room_id = validate(PkParamSerializer, params)["pk"]
         await db_thread(selectors.room_assert_exists)(pk=room_id)
         await room_observer.subscribe(self, room_id=room_id, request_id=request_id)
-        self.instance_subscriptions[room_id, request_id] = None
+        self.instance_subscriptions[room_id, request_id] = multiplex.current_stream.get()
         return None, 200
 
     @action()
@@ -65,6 +74,7 @@ class RoomsMixin(ConsumerMixin):
         if action not in (groups.PUSH_UPDATE, groups.PUSH_DELETE):
             return 0
         for request_id in room_observer.request_ids(self, message["group"]):
-            await self.send_json({"action": action, "request_id": request_id, "pk": event["pk"], "data": event})
+            stream = self.instance_subscriptions.get((event["pk"], request_id))
+            await self.send_json(multiplex.wrap(stream, {"action": action, "request_id": request_id, "pk": event["pk"], "data": event}))
             sent += 1
         return sent  # counted by the fan-out (metrics.events_sent), once per event

@@ -43,7 +43,8 @@ async def test_token_in_query_string() -> None:
 async def test_session_cookie_needs_an_allowed_origin() -> None:
     user = await user_factory()
     cookie = await session_cookie(user)
-    connected, communicator = await handshake(headers=[(b"cookie", cookie), (b"origin", b"http://localhost:8000")])
+    same_origin = [(b"host", b"localhost:8000"), (b"origin", b"http://localhost:8000")]
+    connected, communicator = await handshake(headers=[(b"cookie", cookie), *same_origin])
     assert connected
     await communicator.disconnect()
     # Without an Origin it is no browser, and only tokens count.

@@ -231,6 +231,7 @@ async def test_every_action_and_push_of_a_real_session_matches_the_document() ->
         created = (await ok(a, {"action": "create", "request_id": 3, "data": {"name": "contract-room"}}, 201))["data"]
         await ok(b, {"action": "subscribe_instance", "request_id": "inst", "pk": created["pk"]})
         await ok(a, {"action": "patch", "request_id": 4, "pk": created["pk"], "data": {"name": "contract-room-2"}})
+        await ok(a, {"action": "update", "request_id": 41, "pk": created["pk"], "data": {"name": "contract-room-2b"}})
         await ok(b, {"action": "subscribe_to_messages_in_room", "request_id": "msgs", "pk": room.pk, "after_seq": 0})
         await ok(a, {"action": "join_room", "request_id": 5, "pk": room.pk})
         await ok(b, {"action": "join_room", "request_id": 6, "pk": room.pk})

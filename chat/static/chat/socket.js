@@ -1,10 +1,11 @@
 "use strict";
 /*
- * A client for the public WebSocket API /ws/chat/room/ (api_docs/PROTOCOL.md §2), as any SPA would
- * write it: the browser's session cookie authenticates the handshake, requests carry a
- * request_id and get exactly one response, frames without response_status are pushes.
- * A dropped connection is reopened with exponential backoff and jitter, and `onOpen`
- * runs again so the page can re-join and resume its streams.
+ * The pages' connection to the public WebSocket API /ws/chat/room/ (api_docs/PROTOCOL.md §2):
+ * a thin adapter over the official client library (clients/js, loaded before this file as
+ * chat-client.js, window.ChatRooms), which does the work: the handshake (the browser's
+ * session cookie), request/response matching with timeouts, and reconnects with
+ * exponential backoff and jitter. `onOpen` runs again after every reconnect so the page can
+ * re-join and resume its streams; frames without response_status go to `onPush`.
  */
 
 /** A request could not complete because the connection closed (it may or may not have run). */
@@ -34,13 +35,31 @@ class ChatSocket {
     this.onOpen = handlers.onOpen || (() => {});
     this.onPush = handlers.onPush || (() => {});
     this.onStatus = handlers.onStatus || (() => {});
-    this.pending = new Map();
-    this.nextRequest = 1;
-    this.failures = 0; // consecutive connections that closed before or soon after opening
-    this.opens = 0;
-    this.ws = null;
-    this.retryTimer = null;
-    this.connect();
+    this.failures = 0; // connections in a row that closed without opening
+    this.client = new window.ChatRooms.ChatClient({
+      url: this.url(),
+      requestTimeoutMs: ChatSocket.REQUEST_TIMEOUT_MS,
+      backoff: { initialMs: ChatSocket.MIN_DELAY_MS, maxMs: ChatSocket.MAX_DELAY_MS },
+    });
+    this.client.on("connecting", () => this.onStatus("connecting"));
+    this.client.on("open", ({ reconnect }) => {
+      this.failures = 0;
+      this.onStatus("open");
+      Promise.resolve()
+        .then(() => this.onOpen(reconnect))
+        .catch((error) => {
+          if (!(error instanceof ChatDisconnected)) console.error(error);
+        });
+    });
+    this.client.on("close", () => {
+      this.onStatus("closed");
+      this.failures += 1;
+      if (this.failures >= 3) this.checkSession();
+    });
+    // Credentials revoked (4401): the page reloads and Django sends it to the login page.
+    this.client.on("auth_failed", () => window.location.reload());
+    this.client.on("push", (frame) => this.onPush(frame));
+    this.client.connect().catch(() => {});
   }
 
   static get MIN_DELAY_MS() { return 500; }
@@ -64,61 +83,12 @@ class ChatSocket {
   }
 
   get connected() {
-    return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
+    return this.client.connected;
   }
 
   url() {
     const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
     return `${scheme}//${window.location.host}/ws/chat/room/`;
-  }
-
-  connect() {
-    this.retryTimer = null;
-    this.onStatus("connecting");
-    const ws = new WebSocket(this.url());
-    this.ws = ws;
-    let openedAt = null;
-    ws.addEventListener("open", () => {
-      if (this.ws !== ws) return;
-      openedAt = Date.now();
-      const reconnect = this.opens > 0;
-      this.opens += 1;
-      this.onStatus("open");
-      Promise.resolve()
-        .then(() => this.onOpen(reconnect))
-        .catch((error) => {
-          if (!(error instanceof ChatDisconnected)) console.error(error);
-        });
-    });
-    ws.addEventListener("message", (event) => {
-      if (this.ws === ws) this.handleFrame(event.data);
-    });
-    ws.addEventListener("close", (event) => {
-      if (this.ws !== ws) return;
-      this.ws = null;
-      for (const { reject, timer } of this.pending.values()) {
-        clearTimeout(timer);
-        reject(new ChatDisconnected());
-      }
-      this.pending.clear();
-      // A connection that lived a while resets the backoff; one that never opened grows it.
-      this.failures = openedAt !== null && Date.now() - openedAt > 5000 ? 0 : this.failures + 1;
-      this.onStatus("closed");
-      if (event.code === 4401) {
-        // Credentials revoked: the page reloads and Django sends it to the login page.
-        window.location.reload();
-        return;
-      }
-      this.scheduleReconnect();
-    });
-  }
-
-  scheduleReconnect() {
-    const ceiling = Math.min(ChatSocket.MAX_DELAY_MS, ChatSocket.MIN_DELAY_MS * 2 ** Math.max(0, this.failures - 1));
-    // Jitter spreads the reconnects of many clients after a server restart.
-    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
-    this.retryTimer = setTimeout(() => this.connect(), delay);
-    if (this.failures >= 3) this.checkSession();
   }
 
   /** After repeated refusals, find out whether the session ended (then the login page is the way back). */
@@ -132,46 +102,20 @@ class ChatSocket {
 
   /** Drop the current connection as a network failure would (the page reconnects as usual). */
   close() {
-    if (this.ws) this.ws.close(4000, "closed by the page");
-  }
-
-  handleFrame(raw) {
-    let frame;
-    try {
-      frame = JSON.parse(raw);
-    } catch (error) {
-      return;
-    }
-    if (!frame || typeof frame !== "object") return;
-    if ("response_status" in frame) {
-      const waiter = this.pending.get(frame.request_id);
-      if (waiter) {
-        this.pending.delete(frame.request_id);
-        clearTimeout(waiter.timer);
-        waiter.resolve(frame);
-      }
-      return;
-    }
-    this.onPush(frame);
+    this.client.reconnectNow();
   }
 
   /** Send one request; resolves with its response frame whatever its status. */
-  request(action, params = {}) {
-    return new Promise((resolve, reject) => {
-      if (!this.connected) {
-        reject(new ChatDisconnected());
-        return;
-      }
-      const requestId = params.request_id !== undefined ? params.request_id : `r${this.nextRequest++}`;
-      const timer = setTimeout(() => {
+  async request(action, params = {}) {
+    try {
+      return await this.client.requestFrame(action, params);
+    } catch (error) {
+      if (error instanceof window.ChatRooms.TimeoutError) {
         // Every request gets exactly one response: none means a dead (half-open) connection.
-        this.pending.delete(requestId);
-        reject(new ChatDisconnected());
         this.close();
-      }, ChatSocket.REQUEST_TIMEOUT_MS);
-      this.pending.set(requestId, { resolve, reject, timer });
-      this.ws.send(JSON.stringify({ ...params, action, request_id: requestId }));
-    });
+      }
+      throw new ChatDisconnected();
+    }
   }
 
   /** Send one request; resolves with its `data` on 2xx, rejects with ChatApiError otherwise. */
