@@ -17,6 +17,9 @@ PUSH_PRESENCE, PUSH_TYPING, PUSH_USER_STATUS = "presence", "typing", "user_statu
 PUSH_ACTIONS = frozenset({PUSH_CREATE, PUSH_UPDATE, PUSH_DELETE, PUSH_PRESENCE, PUSH_TYPING, PUSH_USER_STATUS})
 
 ONLINE_USERS_GROUP = "chat.online-users"
+# Every process joins this one group once; its events name the local group they are for
+# ("local_group", e.g. user_group(...)), which no process joins on the layer.
+PROCESSES_GROUP = "chat.processes"
 
 
 def room_group(room_id: int) -> str:
@@ -25,7 +28,7 @@ def room_group(room_id: int) -> str:
 
 
 def user_group(user_id: int) -> str:
-    """Every connection of one user: revocation of its credentials."""
+    """Every connection of one user in a process (a local group, reached through PROCESSES_GROUP): revocation of its credentials."""
     return f"chat.user.{user_id}"
 
 

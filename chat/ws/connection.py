@@ -12,6 +12,7 @@ from chat.core import services
 from chat.core.db import db_thread
 from chat.core.serializers import UserSerializer
 from chat.events import groups, realtime
+from chat.events.fanout import local_fanout
 from chat.ws.protocol import CLOSE_AUTH_REVOKED, ProtocolConsumer
 from chat.ws.streams import MessageStream
 
@@ -36,7 +37,11 @@ class ChatConnection(ProtocolConsumer):
         self.went_online = await db_thread(services.connection_open)(
             channel_name=self.channel_name, user=self.user, server_id=realtime.SERVER_ID
         )
-        await self.add_group(groups.user_group(self.user.pk))
+        fanout = local_fanout()
+        await fanout.join_for_process(groups.PROCESSES_GROUP)
+        # A local group: websocket_disconnect leaves it with the others (self.groups).
+        self.groups.add(groups.user_group(self.user.pk))
+        fanout.add_local(groups.user_group(self.user.pk), self)
 
     async def session_opened(self) -> None:
         await super().session_opened()
