@@ -33,10 +33,27 @@ CLOSE_GOING_AWAY = 1001
 SHUTDOWN_GRACE_SECONDS = 5.0
 
 
+class _OpenedRequest:
+    """What daphne still reads of the handshake request once the socket is open: the path, for its log lines."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+
 class BoundedWebSocketProtocol(WebSocketProtocol):
     """A daphne WebSocket whose unsent backlog is bounded."""
 
     slow_consumer_closed = False
+
+    def onOpen(self) -> None:
+        super().onOpen()
+        # The handshake is over: the raw request, its parsed headers and query parameters
+        # and the response would otherwise stay for the connection's whole life (issue 16:
+        # memory per idle connection). The scope keeps its own copies of what it needs.
+        self.request = _OpenedRequest(self.request.path)  # type: ignore[has-type]  # set by daphne's untyped onConnect
+        self.http_request_data = self.http_headers = self.http_request_params = self.http_response_data = None
 
     def backlog_bytes(self) -> int:
         """Bytes written to the socket's transport that the peer has not taken yet."""
