@@ -21,6 +21,7 @@ from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from twisted.internet import defer, reactor, tcp
 from twisted.internet.base import ReactorBase
+from twisted.web.http import HTTPChannel
 
 logger = logging.getLogger("chat.server")
 
@@ -54,6 +55,12 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
         # memory per idle connection). The scope keeps its own copies of what it needs.
         self.request = _OpenedRequest(self.request.path)  # type: ignore[has-type]  # set by daphne's untyped onConnect
         self.http_request_data = self.http_headers = self.http_request_params = self.http_response_data = None
+        # Daphne's upgrade leaves the HTTP channel registered as the socket's producer, which keeps
+        # it, its request and their headers alive; with the request never finished its
+        # pause/resume do nothing (twisted's HTTPChannel: _handlingRequest stays true).
+        transport = self.transport
+        if isinstance(getattr(transport, "producer", None), HTTPChannel):
+            transport.unregisterProducer()
 
     def backlog_bytes(self) -> int:
         """Bytes written to the socket's transport that the peer has not taken yet."""
