@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import time
+from collections import deque
 from functools import partial
 from typing import Any, cast
 
@@ -47,6 +48,7 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
     """A daphne WebSocket whose unsent backlog is bounded."""
 
     slow_consumer_closed = False
+    send_queue: "deque[tuple[bytes, bool]] | tuple[()]"  # autobahn's (untyped there)
 
     def onOpen(self) -> None:
         super().onOpen()
@@ -61,6 +63,10 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
         transport = self.transport
         if isinstance(getattr(transport, "producer", None), HTTPChannel):
             transport.unregisterProducer()
+        if not self.send_queue:
+            # autobahn's queue for chopped or synced sends, which daphne never makes: an empty
+            # deque is ~0.6 KB per connection. sendData below makes one should they appear.
+            self.send_queue = ()
 
     def backlog_bytes(self) -> int:
         """Bytes written to the socket's transport that the peer has not taken yet."""
@@ -86,6 +92,8 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
         super().serverSend(content, binary)
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        if (sync or chopsize) and not isinstance(self.send_queue, deque):
+            self.send_queue = deque()  # autobahn appends to it (see onOpen)
         if sync or chopsize or self.send_queue or not self._write_now(data):
             super().sendData(data, sync, chopsize)
 
