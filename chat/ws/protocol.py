@@ -12,6 +12,7 @@ import json
 import logging
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Coroutine
 from typing import Any
 
@@ -39,6 +40,10 @@ CLOSE_AUTH_REVOKED = 4401
 Status = tuple[Any, int]
 
 
+def _request_ids_by_group() -> defaultdict[str, set[Any]]:
+    return defaultdict(set)
+
+
 def _request_id_is_valid(request_id: Any) -> bool:
     return request_id is None or (isinstance(request_id, (str, int, float)) and not isinstance(request_id, bool))
 
@@ -60,6 +65,8 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
         # This connection's id (Connection.channel_name): what presence rows point at. Set here
         # because Channels only names a connection after its (absent) layer channel.
         self.channel_name = f"conn.{uuid.uuid4().hex}"
+        # DCRF's own is a defaultdict with a fresh lambda per connection.
+        self._observer_group_to_request_id: defaultdict[str, defaultdict[str, set[Any]]] = defaultdict(_request_ids_by_group)
         self.user: Any = None
         self.opened_at = time.monotonic()
 
