@@ -45,7 +45,8 @@ def _errors(*codes: int) -> dict[int, OpenApiResponse]:
         404: OpenApiResponse(DETAIL, description="No such room or message."),
         429: OpenApiResponse(
             DETAIL,
-            description="Over the per-user message rate limit; nothing stored. The `Retry-After` header gives the seconds to wait.",
+            description="Over a rate limit (messages and edits per user, rooms per user, sign-ups and tokens per "
+            "address); nothing stored. The `Retry-After` header gives the seconds to wait.",
         ),
     }
     return {code: known[code] for code in codes}
@@ -99,7 +100,7 @@ class RegisterViewSchema(OpenApiViewExtension):
             @extend_schema(
                 summary="Create an account",
                 request=CREDENTIALS,
-                responses={201: UserSerializer, **_errors(400)},
+                responses={201: UserSerializer, **_errors(400, 429)},
                 auth=[],
             )
             def post(self, request: Any, *args: Any, **kwargs: Any) -> Any:
@@ -111,7 +112,7 @@ class RegisterViewSchema(OpenApiViewExtension):
 class ObtainTokenSchema(OpenApiViewExtension):
     """POST /api/auth/token/: the user's API token."""
 
-    target_class = "rest_framework.authtoken.views.ObtainAuthToken"
+    target_class = "chat.http.views.TokenView"
     priority = 1  # over drf-spectacular's own extension for this view
 
     def view_replacement(self) -> Any:
@@ -121,7 +122,7 @@ class ObtainTokenSchema(OpenApiViewExtension):
                 description="Send it as `Authorization: Token <key>` over HTTP, and on the WebSocket handshake "
                 "(header, or `?token=<key>`).",
                 request=CREDENTIALS,
-                responses={200: TOKEN, **_errors(400)},
+                responses={200: TOKEN, **_errors(400, 429)},
                 auth=[],
                 tags=["auth"],
             )
@@ -157,7 +158,7 @@ class RoomViewSetSchema(OpenApiViewExtension):
             create=extend_schema(
                 summary="Create a room (you are its host and first member)",
                 request=ROOM_NAME,
-                responses={201: RoomSerializer, **_errors(400, 401)},
+                responses={201: RoomSerializer, **_errors(400, 401, 429)},
             ),
             retrieve=extend_schema(summary="One room", responses={200: RoomSerializer, **_errors(400, 401, 404)}),
             partial_update=extend_schema(
@@ -215,7 +216,7 @@ class MessageViewSetSchema(OpenApiViewExtension):
             partial_update=extend_schema(
                 summary="Edit a message's text (author only)",
                 request={"application/json": MESSAGE_TEXT},
-                responses={200: MessageSerializer, **_errors(400, 401, 403, 404)},
+                responses={200: MessageSerializer, **_errors(400, 401, 403, 404, 429)},
             ),
             destroy=extend_schema(
                 summary="Delete a message (author or room host)",
@@ -232,6 +233,13 @@ STRICT_COMPONENTS = ("User", "Room", "Message", "RoomPage", "MessagePage", "Toke
 PAGE_OPERATIONS = (("/api/rooms/", "get"),)
 
 
+UNAVAILABLE: dict[str, Any] = {
+    "description": 'The database or Redis is unavailable: `{"detail"}`; retry after the `Retry-After` header\'s seconds.',
+    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}},
+    "content": {"application/json": {"schema": {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}}}},
+}
+
+
 def finish_schema(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """Postprocessing hook: unwrap page bodies, forbid undocumented fields so schema checks catch drift, and lint fixes."""
     for path, method in PAGE_OPERATIONS:
@@ -240,6 +248,8 @@ def finish_schema(result: dict[str, Any], generator: Any, request: Any, public: 
             content["schema"] = content["schema"]["items"]
     for operations in result["paths"].values():
         for operation in operations.values():
+            # Any endpoint that reaches PostgreSQL or Redis (api_docs/PROTOCOL.md §3 v2).
+            operation.setdefault("responses", {}).setdefault("503", UNAVAILABLE)
             # drf-spectacular leaves `security` out for views that authenticate no one (register,
             # token); say "public" explicitly, as OpenAPI linters ask.
             operation.setdefault("security", [])

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 
 MESSAGE_MAX_LENGTH = 500
 ROOM_NAME_MAX_LENGTH = 255
@@ -14,6 +15,12 @@ CLIENT_ID_MAX_LENGTH = 64
 
 class User(AbstractUser):
     """A chat user; only `id` and `username` are ever exposed."""
+
+    class Meta(AbstractUser.Meta):
+        constraints = [
+            # Case twins ("Alice", "alice") are one name to readers: the database refuses the second.
+            models.UniqueConstraint(Lower("username"), name="chat_user_username_lower_unique"),
+        ]
 
 
 class Room(models.Model):
@@ -83,3 +90,10 @@ class Presence(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["connection", "room"], name="presence_connection_room_unique")]
+
+
+class Server(models.Model):
+    """A running server process, kept fresh by its heartbeat: its connections live as long as it does."""
+
+    server_id = models.CharField(max_length=64, primary_key=True)
+    seen_at = models.DateTimeField(db_index=True)

@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from functools import partial
 from typing import Any, cast
 
@@ -30,6 +31,10 @@ logger = logging.getLogger("chat.server")
 # others: past this many unsent bytes its connection is closed with CLOSE_SLOW_CONSUMER.
 MAX_BACKLOG_BYTES = int(os.environ.get("WS_MAX_BACKLOG_BYTES", "") or 1024 * 1024)
 CLOSE_SLOW_CONSUMER = 4008
+# api_docs/PROTOCOL.md §3 v2: a client whose frames wait unprocessed beyond this many bytes (counted
+# as characters of text frames) is closed with CLOSE_POLICY_VIOLATION rather than grow memory.
+MAX_INPUT_BYTES = int(os.environ.get("WS_MAX_INPUT_BYTES", "") or 1024 * 1024)
+CLOSE_POLICY_VIOLATION = 1008
 CLOSE_GOING_AWAY = 1001
 # How long a SIGTERM waits for clients to acknowledge the close and their consumers to clean up.
 SHUTDOWN_GRACE_SECONDS = 5.0
@@ -128,27 +133,67 @@ class InputQueue:
     per connection before anything is queued, for features an ASGI input queue never
     uses (the memory it saves per idle connection is in bench/README.md). Here items
     wait in a list and readers (normally one) wait on futures that every put wakes.
+
+    With `max_bytes`, the frames waiting (websocket.receive) are bounded: past it they
+    are dropped, later ones are ignored, and `on_overflow` is called once to close the
+    connection; other messages (the disconnect) still get through.
     """
 
-    __slots__ = ("_items", "_waiters")
+    __slots__ = ("_items", "_waiters", "_bytes", "_max_bytes", "_on_overflow", "overflowed")
 
-    def __init__(self) -> None:
+    def __init__(self, max_bytes: int | None = None, on_overflow: Callable[[], None] | None = None) -> None:
         self._items: list[Any] = []
         self._waiters: list[asyncio.Future[None]] | None = None
+        self._bytes = 0
+        self._max_bytes = max_bytes
+        self._on_overflow = on_overflow
+        self.overflowed = False
 
     def put_nowait(self, item: Any) -> None:
+        if self._max_bytes is not None and item.get("type") == "websocket.receive":
+            if self.overflowed:
+                return
+            self._bytes += _frame_size(item)
+            if self._bytes > self._max_bytes:
+                self._overflow()
+                return
         self._items.append(item)
         waiters, self._waiters = self._waiters, None
         for waiter in waiters or ():
             if not waiter.done():
                 waiter.set_result(None)
 
+    def _overflow(self) -> None:
+        self.overflowed = True
+        self._items = [item for item in self._items if item.get("type") != "websocket.receive"]
+        self._bytes = 0
+        if self._on_overflow is not None:
+            self._on_overflow()
+
     async def get(self) -> Any:
         while not self._items:
             waiter = asyncio.get_running_loop().create_future()
             self._waiters = [*(self._waiters or ()), waiter]
             await waiter
-        return self._items.pop(0)
+        item = self._items.pop(0)
+        if self._max_bytes is not None and item.get("type") == "websocket.receive":
+            self._bytes -= _frame_size(item)
+        return item
+
+
+def _frame_size(item: dict[str, Any]) -> int:
+    return len(item.get("text") or item.get("bytes") or "")
+
+
+def _close_flooding_client(protocol: WebSocketProtocol) -> None:
+    """Close a connection whose unprocessed input passed MAX_INPUT_BYTES with 1008 (policy violation)."""
+    from chat.ops.metrics import rate_limited
+
+    rate_limited("input_bytes")
+    logger.warning("closing a flooding client: over %d bytes of input waiting", MAX_INPUT_BYTES)
+    if protocol.state == protocol.STATE_OPEN:
+        # sendClose() only takes 1000 and 3000-4999 (application codes): 1008 goes as a raw frame.
+        protocol.sendCloseFrame(code=CLOSE_POLICY_VIOLATION)
 
 
 class BoundedWebSocketFactory(WebSocketFactory):
@@ -166,12 +211,16 @@ class LoggingServer(Server):
         # Server.run() builds its WebSocket factory from this module global.
         daphne.server.WebSocketFactory = BoundedWebSocketFactory
         self.ports: list[Any] = []
+        open_database_pool()
         super().run()
 
     def create_application(self, protocol: Any, scope: dict[str, Any]) -> InputQueue | None:
         """Daphne's create_application, with the lighter InputQueue."""
         assert "application_instance" not in self.connections[protocol]
-        input_queue = InputQueue()
+        if isinstance(protocol, WebSocketProtocol):
+            input_queue = InputQueue(MAX_INPUT_BYTES, partial(_close_flooding_client, protocol))
+        else:
+            input_queue = InputQueue()
         scope.setdefault("asgi", {"version": "3.0"})
         application_instance = self.application(scope=scope, receive=input_queue.get, send=partial(self.handle_reply, protocol))
         if protocol not in self.connections:
@@ -232,6 +281,20 @@ class LoggingServer(Server):
 
         check()
         return finished
+
+
+def open_database_pool() -> None:
+    """Start opening the PostgreSQL pool as the server starts, so the first requests find a connection ready.
+
+    The pool's short wait (DATABASE_POOL_TIMEOUT) is meant to turn an outage into a fast
+    503, not to cover a cold start on a busy machine. Not waited for: a server whose
+    database is down still starts, and answers 503 until it is back.
+    """
+    from django.db import connection
+
+    pool = getattr(connection, "pool", None)
+    if pool is not None:
+        pool.open(wait=False)
 
 
 class LoggingCommandLineInterface(CommandLineInterface):

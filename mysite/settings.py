@@ -111,6 +111,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: whatever fails under /api/ (an oversized body, a 404, DEBUG's pages) answers JSON.
+    "chat.http.errors.api_json_errors_middleware",
     # First, so CORS preflights are answered before any redirect or auth.
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -153,8 +155,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "pool": {
             "min_size": 1,
             "max_size": int(env_number("DATABASE_POOL_SIZE", 10)),
-            "timeout": env_number("DATABASE_POOL_TIMEOUT", 10, cast=float),
-        }
+            # api_docs/PROTOCOL.md §3 v2: with the database down a request answers 503 within 2 s, never hangs.
+            "timeout": env_number("DATABASE_POOL_TIMEOUT", 1.5, cast=float),
+        },
+        "connect_timeout": int(env_number("DATABASE_CONNECT_TIMEOUT", 5)),
     }
 else:
     # Concurrent WebSocket and HTTP writers would otherwise fail with "database is locked".
@@ -227,10 +231,12 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": f"{REDIS_PREFIX}:cache",
+            # A Redis that does not answer fails the request (503) in about a second instead of hanging it.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }
     }
     if REDIS_SENTINELS:
-        CACHES["default"]["OPTIONS"] = {
+        CACHES["default"]["OPTIONS"] |= {
             "pool_class": "mysite.redis_sentinel.SentinelCachePool",
             "sentinels": REDIS_SENTINELS,
             "master_name": REDIS_SENTINEL_MASTER,
@@ -244,6 +250,22 @@ else:
 CHAT_MESSAGE_RATE_LIMIT = env_number("CHAT_MESSAGE_RATE_LIMIT", 20)
 CHAT_MESSAGE_RATE_PERIOD = env_number("CHAT_MESSAGE_RATE_PERIOD", 10)
 CHAT_PRESENCE_EXPIRY = env_number("CHAT_PRESENCE_EXPIRY", 60)
+# Limits of api_docs/PROTOCOL.md §3 (version 2); README.md "Limits" lists them. Over a per-connection
+# cap the answer is 429 with retry_after null; the others are flood limits with a retry_after.
+CHAT_MAX_SUBSCRIPTIONS_PER_CONNECTION = int(env_number("CHAT_MAX_SUBSCRIPTIONS_PER_CONNECTION", 1000))
+CHAT_MAX_ROOMS_PER_CONNECTION = int(env_number("CHAT_MAX_ROOMS_PER_CONNECTION", 500))
+CHAT_MAX_CONNECTIONS_PER_USER = int(env_number("CHAT_MAX_CONNECTIONS_PER_USER", 50))
+# Inbound frames per connection: a token bucket refilled at RATE per second, holding BURST.
+CHAT_WS_FRAME_RATE = env_number("CHAT_WS_FRAME_RATE", 50, cast=float)
+CHAT_WS_FRAME_BURST = int(env_number("CHAT_WS_FRAME_BURST", 100))
+CHAT_ROOM_CREATE_RATE_LIMIT = int(env_number("CHAT_ROOM_CREATE_RATE_LIMIT", 10))
+CHAT_ROOM_CREATE_RATE_PERIOD = int(env_number("CHAT_ROOM_CREATE_RATE_PERIOD", 60))
+CHAT_TYPING_INTERVAL = int(env_number("CHAT_TYPING_INTERVAL", 2))
+# Registrations and token requests per client address per minute (DRF throttles on the cache).
+CHAT_AUTH_RATE_LIMIT = int(env_number("CHAT_AUTH_RATE_LIMIT", 10))
+# How many reverse proxies append to X-Forwarded-For in front of the servers: 0 (the default)
+# throttles by REMOTE_ADDR and ignores the header, which any client can forge.
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "").strip() or 0)
 # Messages older than this many days are deleted by `manage.py prune_messages`; unset keeps them forever.
 CHAT_MESSAGE_RETENTION_DAYS = env_number("CHAT_MESSAGE_RETENTION_DAYS", 0) or None
 
@@ -268,7 +290,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["chat.http.parsers.SafeJSONParser"],
+    "EXCEPTION_HANDLER": "chat.http.errors.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {"auth": f"{CHAT_AUTH_RATE_LIMIT}/min"},
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }

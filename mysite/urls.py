@@ -3,6 +3,12 @@ from django.urls import include, path
 
 from chat.ops import health, metrics
 
+# JSON under /api/ (chat/http/errors.py); Django's own pages elsewhere.
+handler400 = "chat.http.errors.bad_request"
+handler403 = "chat.http.errors.permission_denied"
+handler404 = "chat.http.errors.page_not_found"
+handler500 = "chat.http.errors.server_error"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("chat.http.urls")),

@@ -62,7 +62,48 @@ class RateLimited(APIException):
     default_detail = "Too many messages: slow down."
     default_code = "rate_limited"
 
-    def __init__(self, retry_after: float) -> None:
+    def __init__(self, retry_after: float, detail: str = "Too many messages") -> None:
         self.retry_after = max(1, math.ceil(retry_after))
         self.wait = self.retry_after  # DRF's exception handler turns `wait` into a Retry-After header
-        super().__init__(f"Too many messages: retry in {self.retry_after} s.")
+        super().__init__(f"{detail}: retry in {self.retry_after} s.")
+
+
+class LimitExceeded(APIException):
+    """A per-connection cap of api_docs/PROTOCOL.md §3 (version 2) is reached; waiting does not lift it."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "limit_exceeded"
+    retry_after = None
+
+    def __init__(self, limit: str, maximum: int) -> None:
+        self.limit = limit
+        super().__init__(f"Limit reached: at most {maximum} {limit} per connection.")
+
+
+class ServiceUnavailable(APIException):
+    """The database or Redis does not answer: try again shortly (DRF adds Retry-After from `wait`)."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "Service temporarily unavailable: try again shortly."
+    default_code = "service_unavailable"
+    retry_after = 2
+
+    def __init__(self) -> None:
+        self.wait = self.retry_after
+        super().__init__()
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether an exception means a backing service (PostgreSQL, Redis) is unreachable, not a bug."""
+    from django.db import InterfaceError, OperationalError
+    from psycopg import OperationalError as PsycopgOperationalError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    # The builtin ConnectionError covers a refused or reset socket (e.g. channels-redis).
+    outages = (OperationalError, InterfaceError, PsycopgOperationalError, RedisConnectionError, RedisTimeoutError, ConnectionError)
+    return isinstance(exc, outages)
+
+
+class TooManyConnections(Exception):
+    """The user already has the most open WebSocket connections allowed (the handshake closes with 4429)."""

@@ -40,20 +40,18 @@ def _increment(key: str, timeout: int) -> int:
         return 1
 
 
-def message_rate_limit_check(*, user_id: int) -> None:
-    """Count one message for the user; raise RateLimited when that would exceed the limit.
+def rate_limit_check(*, limit_name: str, subject: str, limit: int, period: int, detail: str) -> None:
+    """Count one event of `limit_name` for `subject`; raise RateLimited when that would exceed `limit` per `period` s.
 
     A sliding-window counter: the previous fixed window is weighted by how much of
     it still overlaps the last `period` seconds, so no window boundary lets a burst
     of twice the limit through. The increment comes first and a rejected attempt is
     taken back, so concurrent senders on several processes cannot overshoot.
     """
-    limit = settings.CHAT_MESSAGE_RATE_LIMIT
-    period = settings.CHAT_MESSAGE_RATE_PERIOD
     now = time.time()
     window = int(now // period)
-    key = f"ratelimit:message:{user_id}:{window}"
-    current, previous = _count(key, f"ratelimit:message:{user_id}:{window - 1}", timeout=int(period * 2) + 1)
+    key = f"ratelimit:{limit_name}:{subject}:{window}"
+    current, previous = _count(key, f"ratelimit:{limit_name}:{subject}:{window - 1}", timeout=int(period * 2) + 1)
     overlap = 1 - (now % period) / period
     if previous * overlap + current > limit:
         cache.decr(key)
@@ -61,5 +59,27 @@ def message_rate_limit_check(*, user_id: int) -> None:
             retry_after = (window + 1) * period - now
         else:  # wait until the previous window's weight has decayed enough
             retry_after = period * (1 - (limit - current) / previous) - (now % period)
-        metrics.rate_limited("message")
-        raise RateLimited(retry_after=retry_after)
+        metrics.rate_limited(limit_name)
+        raise RateLimited(retry_after=retry_after, detail=detail)
+
+
+def message_rate_limit_check(*, user_id: int) -> None:
+    """The message flood limit, shared by posting, editing and reactions: raise RateLimited when over it."""
+    rate_limit_check(
+        limit_name="message",
+        subject=str(user_id),
+        limit=int(settings.CHAT_MESSAGE_RATE_LIMIT),
+        period=int(settings.CHAT_MESSAGE_RATE_PERIOD),
+        detail="Too many messages",
+    )
+
+
+def room_create_rate_limit_check(*, user_id: int) -> None:
+    """The room creation limit (CHAT_ROOM_CREATE_RATE_LIMIT per CHAT_ROOM_CREATE_RATE_PERIOD s per user)."""
+    rate_limit_check(
+        limit_name="room_create",
+        subject=str(user_id),
+        limit=int(settings.CHAT_ROOM_CREATE_RATE_LIMIT),
+        period=int(settings.CHAT_ROOM_CREATE_RATE_PERIOD),
+        detail="Too many rooms created",
+    )

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict
 
 from django.conf import settings
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from chat.core.exceptions import MessageNotFound, RoomNotFound
@@ -184,3 +185,18 @@ def users_by_id(*, user_ids: Iterable[int]) -> list[User]:
 def user_list() -> list[User]:
     """Every active user, by username (the built-in users page)."""
     return list(User.objects.filter(is_active=True).only("id", "username").order_by("username"))
+
+
+def username_taken(*, username: str) -> bool:
+    """Whether a user already has this username, ignoring case (as the database's unique index does)."""
+    return User.objects.annotate(username_lower=Lower("username")).filter(username_lower=username.lower()).exists()
+
+
+def live_connection_count(*, user_id: int) -> int:
+    """How many live connections the user has, on every server process."""
+    return Connection.objects.filter(user_id=user_id, seen_at__gte=live_connection_cutoff()).count()
+
+
+def inactive_user_connections(*, server_id: str) -> list[str]:
+    """The connections of this server process whose users are deactivated (e.g. by a bulk `update(is_active=False)`)."""
+    return list(Connection.objects.filter(server_id=server_id, user__is_active=False).values_list("pk", flat=True))

@@ -1,5 +1,6 @@
 """The JSON objects of api_docs/PROTOCOL.md §1, shared by the HTTP API, the WebSocket consumer and the observers."""
 
+import unicodedata
 from typing import Any, cast
 
 from django.contrib.auth import password_validation
@@ -8,13 +9,18 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
+from chat.core import selectors
 from chat.models import CLIENT_ID_MAX_LENGTH, MESSAGE_MAX_LENGTH, ROOM_NAME_MAX_LENGTH, Message, Room, User
 
+USERNAME_TAKEN = "A user with that username already exists."
+USERNAME_AMBIGUOUS = "This username has letters that read as others when case is ignored (such as ß): spell it without them."
 CREATED_AT_FORMAT = "%d-%m-%Y %H:%M:%S"
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 50
+# Ids, seqs and OFFSETs are PostgreSQL bigints: a larger number is a 400, never a DataError.
+BIGINT_MAX = 2**63 - 1
 # A page becomes an SQL OFFSET, which must fit the database's signed 64-bit integers.
-MAX_PAGE = (2**63 - 1) // MAX_PAGE_SIZE
+MAX_PAGE = BIGINT_MAX // MAX_PAGE_SIZE
 USERNAME_MAX_LENGTH: int = User._meta.get_field("username").max_length  # type: ignore[assignment]
 # A cap on what the password hasher is given, not a stored length (the hash is stored).
 PASSWORD_MAX_LENGTH = 128
@@ -38,7 +44,8 @@ def serialize_many(serializer_class: type[serializers.BaseSerializer], instances
 
 
 def _is_id(value: Any, minimum: int = 1) -> bool:
-    return type(value) is int and value >= minimum  # bool is not an id, as for DRF's IntegerField
+    # bool is not an id, as for DRF's IntegerField; the bounds are the serializers' own.
+    return type(value) is int and minimum <= value <= BIGINT_MAX
 
 
 def _fast_pk(data: dict[str, Any]) -> dict[str, Any] | None:
@@ -87,6 +94,21 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+def username_available(value: str) -> str:
+    """The NFKC form of a new username, or a ValidationError when it is ambiguous or a twin of a taken one.
+
+    Usernames are compared as `lower(NFKC(name))`, which the database also enforces
+    (a unique index); names whose case folding differs from their lower case (ß, ς)
+    could otherwise pass for another user's, so they are refused.
+    """
+    normalized = User.normalize_username(value)
+    if unicodedata.normalize("NFKC", normalized.casefold()) != normalized.lower():
+        raise serializers.ValidationError(USERNAME_AMBIGUOUS)
+    if selectors.username_taken(username=normalized):
+        raise serializers.ValidationError(USERNAME_TAKEN)
+    return normalized
+
+
 class UserSerializer(serializers.ModelSerializer):
     """A user as others see it: id and username, nothing else."""
 
@@ -114,7 +136,8 @@ def user_json(user: Any) -> dict[str, Any]:
 class RegisterSerializer(serializers.ModelSerializer):
     """Sign-up input: a new username and a password that passes the validators."""
 
-    username = StrictCharField(max_length=USERNAME_MAX_LENGTH, validators=[UniqueValidator(User.objects.all())])
+    # Uniqueness ignores case and NFKC differences: validate_username, not a UniqueValidator.
+    username = StrictCharField(max_length=USERNAME_MAX_LENGTH)
     password = StrictCharField(write_only=True, trim_whitespace=False, max_length=PASSWORD_MAX_LENGTH)
 
     class Meta:
@@ -123,7 +146,7 @@ class RegisterSerializer(serializers.ModelSerializer):
 
     def validate_username(self, value: str) -> str:
         User.username_validator(value)
-        return value
+        return username_available(value)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -225,8 +248,8 @@ class RoomListParamsSerializer(serializers.Serializer):
 class MessageHistoryParamsSerializer(serializers.Serializer):
     """Which slice of a room's history to read."""
 
-    after_seq = serializers.IntegerField(min_value=0, required=False)
-    before_seq = serializers.IntegerField(min_value=1, required=False)
+    after_seq = serializers.IntegerField(min_value=0, max_value=BIGINT_MAX, required=False)
+    before_seq = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX, required=False)
     limit = serializers.IntegerField(min_value=1, max_value=MAX_PAGE_SIZE, default=DEFAULT_PAGE_SIZE)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -238,7 +261,7 @@ class MessageHistoryParamsSerializer(serializers.Serializer):
 class PkParamSerializer(serializers.Serializer):
     """The `pk` of a room or message named by an action."""
 
-    pk = serializers.IntegerField(min_value=1)
+    pk = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX)
 
 
 class MessageParamsSerializer(serializers.Serializer):
@@ -251,13 +274,13 @@ class MessageParamsSerializer(serializers.Serializer):
 class RoomParamSerializer(serializers.Serializer):
     """The `room` a create_message names (the connection's last joined room when absent)."""
 
-    room = serializers.IntegerField(min_value=1)
+    room = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX)
 
 
 class SubscribeParamsSerializer(PkParamSerializer):
     """subscribe_to_messages_in_room parameters: the room and where to resume."""
 
-    after_seq = serializers.IntegerField(min_value=0, required=False)
+    after_seq = serializers.IntegerField(min_value=0, max_value=BIGINT_MAX, required=False)
 
 
 _FAST_VALIDATION.update({PkParamSerializer: _fast_pk, RoomParamSerializer: _fast_room, SubscribeParamsSerializer: _fast_subscribe})

@@ -6,6 +6,7 @@ model observers (chat.events.streams, connected at startup in every process) onl
 after the surrounding transaction commits.
 """
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -13,22 +14,28 @@ from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
 from chat.core import selectors
-from chat.core.exceptions import NotMessageAuthor, NotRoomHost, NotRoomMember, RoomNotFound
-from chat.core.ratelimit import message_rate_limit_check
+from chat.core.exceptions import NotMessageAuthor, NotRoomHost, NotRoomMember, RoomNotFound, TooManyConnections
+from chat.core.ratelimit import message_rate_limit_check, room_create_rate_limit_check
 from chat.events.observers import room_deletion
-from chat.models import Connection, Message, Presence, Room, User
+from chat.models import Connection, Message, Presence, Room, Server, User
 from chat.ops import metrics
 
 ROOM_NAME_TAKEN = "A room with this name already exists."
+USERNAME_TAKEN = "A user with that username already exists."
 
 
 def user_register(*, username: str, password: str) -> User:
-    """Create a user account."""
-    return User.objects.create_user(username=username, password=password)
+    """Create a user account (400 when a case twin of the username wins a race to the database)."""
+    try:
+        with transaction.atomic():
+            return User.objects.create_user(username=username, password=password)
+    except IntegrityError as exc:
+        raise ValidationError({"username": [USERNAME_TAKEN]}) from exc
 
 
 def room_create(*, host: User, name: str) -> Room:
-    """Create a room; its host is its first member."""
+    """Create a room, within the user's room creation limit; its host is its first member."""
+    room_create_rate_limit_check(user_id=host.pk)
     try:
         with transaction.atomic():
             room = Room.objects.create(name=name, host=host)
@@ -128,9 +135,10 @@ def _message_append(*, room_id: int, author: User, text: str, client_id: str | N
 
 
 def message_update(*, message: Message, user: User, text: str) -> Message:
-    """Edit a message's text (author only)."""
+    """Edit a message's text (author only), within the message flood limit."""
     if message.user_id != user.pk:
         raise NotMessageAuthor()
+    message_rate_limit_check(user_id=user.pk)
     message.text = text
     message.edited_at = timezone.now()
     message.save(update_fields=["text", "edited_at"])
@@ -144,18 +152,21 @@ def message_delete(*, message: Message, user: User) -> None:
     message.delete()
 
 
-def connection_open(*, channel_name: str, user: User, server_id: str) -> bool:
-    """Record a new WebSocket connection; True when it makes the user online."""
+def connection_open(*, channel_name: str, user: User, server_id: str, max_per_user: int | None = None) -> bool:
+    """Record a new WebSocket connection; True when it makes the user online.
+
+    TooManyConnections when the user already has `max_per_user` live connections.
+    """
     if connection.vendor == "postgresql":
-        return not _insert_and_check(
-            f"INSERT INTO {_CONNECTIONS} (channel_name, user_id, server_id, seen_at) VALUES (%s, %s, %s, %s)",
-            [channel_name, user.pk, server_id, timezone.now()],
-            f"SELECT 1 FROM {_CONNECTIONS} WHERE user_id = %s AND seen_at >= %s",
-            [user.pk, selectors.live_connection_cutoff()],
-        )
-    was_online = bool(selectors.online_user_ids(user_ids=[user.pk]))
+        live = _count_and_insert_connection(channel_name=channel_name, user=user, server_id=server_id, max_per_user=max_per_user)
+        if max_per_user is not None and live >= max_per_user:
+            raise TooManyConnections()
+        return not live
+    live = selectors.live_connection_count(user_id=user.pk)
+    if max_per_user is not None and live >= max_per_user:
+        raise TooManyConnections()
     Connection.objects.create(channel_name=channel_name, user=user, server_id=server_id, seen_at=timezone.now())
-    return not was_online
+    return not live
 
 
 def connections_close(*, channel_names: list[str]) -> tuple[list[int], list[int]]:
@@ -173,15 +184,82 @@ def connections_close(*, channel_names: list[str]) -> tuple[list[int], list[int]
     return changed_rooms, sorted(user_ids - selectors.online_user_ids(user_ids=user_ids))
 
 
-def connection_heartbeat(*, server_id: str) -> None:
-    """Mark every connection of this server process as alive."""
-    Connection.objects.filter(server_id=server_id).update(seen_at=timezone.now())
+# Rows per INSERT when the heartbeat re-creates many rows at once.
+BULK_BATCH_SIZE = 2000
+
+
+@dataclass
+class Heartbeat:
+    """What one heartbeat changed: rows it re-created, ghosts it removed, users no longer active."""
+
+    revived_rooms: list[int] = field(default_factory=list)
+    revived_user_ids: list[int] = field(default_factory=list)
+    departed_rooms: list[int] = field(default_factory=list)
+    departed_user_ids: list[int] = field(default_factory=list)
+    inactive_channels: list[str] = field(default_factory=list)
+
+
+def connection_heartbeat(*, server_id: str, held: dict[str, tuple[int, list[int]]]) -> Heartbeat:
+    """Mark this server process alive and make the database agree with the connections it really holds.
+
+    `held`: channel name -> (user id, rooms present in), for every open consumer of the
+    process. Rows of held connections that are missing (another process's sweep removed
+    them while this one could not reach the database) are re-created with their
+    presence; rows of this process that no consumer holds (a handshake that failed
+    half-way) are removed. Also reports the held connections of deactivated users.
+    """
+    now = timezone.now()
+    beat = Heartbeat()
+    Server.objects.bulk_create(
+        [Server(server_id=server_id, seen_at=now)], update_conflicts=True, unique_fields=["server_id"], update_fields=["seen_at"]
+    )
+    # Queries go by server_id, not by lists of channel names: a process may hold tens of
+    # thousands of connections, more than one statement takes parameters.
+    recorded = set(Connection.objects.filter(server_id=server_id).values_list("pk", flat=True))
+    ghosts = sorted(recorded - held.keys())
+    if ghosts:
+        beat.departed_rooms, beat.departed_user_ids = connections_close(channel_names=ghosts)
+    if not held:
+        return beat
+    Connection.objects.filter(server_id=server_id).update(seen_at=now)
+    missing = [name for name in held if name not in recorded]
+    if missing:
+        user_ids = {held[name][0] for name in missing}
+        online_before = selectors.online_user_ids(user_ids=user_ids)
+        Connection.objects.bulk_create(
+            [Connection(channel_name=name, user_id=held[name][0], server_id=server_id, seen_at=now) for name in missing],
+            ignore_conflicts=True,
+            batch_size=BULK_BATCH_SIZE,
+        )
+        beat.revived_user_ids = sorted(user_ids - online_before)
+    wanted = {(name, room_id) for name, (_, room_ids) in held.items() for room_id in room_ids}
+    if wanted:
+        present = set(Presence.objects.filter(connection__server_id=server_id).values_list("connection_id", "room_id"))
+        lost = wanted - present
+        rooms = set(Room.objects.filter(pk__in={room_id for _, room_id in lost}).values_list("pk", flat=True)) if lost else set()
+        revived = [Presence(connection_id=name, room_id=room_id) for name, room_id in lost if room_id in rooms]
+        Presence.objects.bulk_create(revived, ignore_conflicts=True, batch_size=BULK_BATCH_SIZE)
+        beat.revived_rooms = sorted({presence.room_id for presence in revived})
+    inactive = selectors.inactive_user_connections(server_id=server_id)
+    beat.inactive_channels = sorted(name for name in inactive if name in held)
+    return beat
 
 
 def connection_sweep() -> tuple[list[int], list[int]]:
-    """Forget the connections of crashed processes (see connections_close for what it returns)."""
-    stale = list(Connection.objects.filter(seen_at__lt=selectors.live_connection_cutoff()).values_list("pk", flat=True))
-    return connections_close(channel_names=stale) if stale else ([], [])
+    """Forget the connections of server processes that stopped beating (see connections_close for what it returns).
+
+    A connection goes only when both it and its server's heartbeat row are stale (or the
+    server has none): a live process whose beats failed for a while keeps its rows, and
+    re-creates any that are gone. Call it only after this process has reached the
+    database for the whole expiry window, so that "stale" means "missed its beats while
+    the database answered", not "the database was down".
+    """
+    cutoff = selectors.live_connection_cutoff()
+    fresh_servers = Server.objects.filter(seen_at__gte=cutoff).values("server_id")
+    stale = list(Connection.objects.filter(seen_at__lt=cutoff).exclude(server_id__in=fresh_servers).values_list("pk", flat=True))
+    result = connections_close(channel_names=stale) if stale else ([], [])
+    Server.objects.filter(seen_at__lt=cutoff).delete()
+    return result
 
 
 def presence_enter(*, channel_name: str, room_id: int, user: User) -> bool:
@@ -223,6 +301,22 @@ def presence_leave(*, channel_name: str, room_id: int, user: User) -> bool:
 
 
 _CONNECTIONS = Connection._meta.db_table
+
+
+def _count_and_insert_connection(*, channel_name: str, user: User, server_id: str, max_per_user: int | None) -> int:
+    """PostgreSQL: the user's live connections before this one, and this one recorded unless that reaches the cap, in one statement."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH live AS (SELECT count(*) AS n FROM {_CONNECTIONS} WHERE user_id = %s AND seen_at >= %s),"
+            f" added AS (INSERT INTO {_CONNECTIONS} (channel_name, user_id, server_id, seen_at)"
+            " SELECT %s, %s, %s, %s WHERE %s IS NULL OR (SELECT n FROM live) < %s)"
+            " SELECT n FROM live",
+            [user.pk, selectors.live_connection_cutoff(), channel_name, user.pk, server_id, timezone.now(), max_per_user, max_per_user],
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
 _PRESENCES = Presence._meta.db_table
 _MEMBERS = Room.members.through._meta.db_table
 

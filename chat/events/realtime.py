@@ -48,6 +48,11 @@ class _LoopState:
     # Connections closed since the last cleanup, and the future their consumers await.
     closing: list[str] = field(default_factory=list)
     closed: asyncio.Future[None] | None = None
+    # The consumers this process really holds, by channel name: what the heartbeat keeps
+    # (and re-creates) in the database, and nothing else of this process.
+    consumers: dict[str, Any] = field(default_factory=dict)
+    # When the heartbeat last started succeeding (monotonic); None while it fails.
+    reachable_since: float | None = None
 
 
 _loop_states: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState]" = weakref.WeakKeyDictionary()
@@ -232,20 +237,78 @@ async def _announce_departures(room_ids: list[int], offline_ids: list[int]) -> N
         await push_user_status(await _users_by_id(offline_ids), online=False)
 
 
+def register(consumer: Any) -> None:
+    """Count an accepted consumer among those this process holds (before its Connection row is written)."""
+    _state().consumers[consumer.channel_name] = consumer
+
+
+def unregister(consumer: Any) -> None:
+    """Forget a consumer that closed or failed its handshake."""
+    _state().consumers.pop(consumer.channel_name, None)
+
+
+# After a failed beat the next comes this soon, so presence is exact within §3's 5 s of the database returning.
+HEARTBEAT_RETRY_SECONDS = 1.0
+CLOSE_USER_INACTIVE = 4401
+
+
+async def heartbeat_once() -> None:
+    """One beat: keep and repair this process's rows, close deactivated users, sweep dead processes' rows.
+
+    Raises when the database does not answer; the caller retries soon.
+    """
+    state = _state()
+    held = {
+        name: (consumer.user.pk, list(consumer.present_rooms))
+        for name, consumer in state.consumers.items()
+        if getattr(consumer, "user", None) is not None
+    }
+    try:
+        beat = await db_thread(services.connection_heartbeat)(server_id=SERVER_ID, held=held)
+    except Exception:
+        state.reachable_since = None
+        raise
+    recovered = state.reachable_since is None
+    now = asyncio.get_running_loop().time()
+    if recovered:
+        state.reachable_since = now
+    revived_rooms = set(beat.revived_rooms)
+    if recovered:
+        # Pushes computed while this process's rows looked stale may have left its users out.
+        revived_rooms.update(room_id for _, room_ids in held.values() for room_id in room_ids)
+    await _announce_departures(beat.departed_rooms, beat.departed_user_ids)
+    await push_presence(sorted(revived_rooms))
+    if beat.revived_user_ids:
+        await push_user_status(await _users_by_id(beat.revived_user_ids), online=True)
+    for name in beat.inactive_channels:
+        consumer = state.consumers.get(name)
+        if consumer is not None:
+            await consumer.close(code=CLOSE_USER_INACTIVE)
+    # Only once this process has reached the database for a whole expiry window does a
+    # stale row mean its server missed beats while the database answered.
+    if state.reachable_since is not None and now - state.reachable_since >= 3 * selectors.heartbeat_interval():
+        room_ids, offline_ids = await db_thread(services.connection_sweep)()
+        await _announce_departures(room_ids, offline_ids)
+
+
 async def _heartbeat_forever() -> None:
-    """Keep this process's connections alive, and clear and announce those of crashed processes."""
+    """Beat every heartbeat interval, and every second while the database does not answer."""
+    delay = selectors.heartbeat_interval()
     while True:
-        await asyncio.sleep(selectors.heartbeat_interval())
+        await asyncio.sleep(delay)
         try:
-            await db_thread(services.connection_heartbeat)(server_id=SERVER_ID)
-            room_ids, offline_ids = await db_thread(services.connection_sweep)()
-            await _announce_departures(room_ids, offline_ids)
+            await heartbeat_once()
+            delay = selectors.heartbeat_interval()
         except Exception:  # keep beating: one failed round only delays expiry
             logger.exception("presence heartbeat failed")
+            delay = min(HEARTBEAT_RETRY_SECONDS, selectors.heartbeat_interval())
 
 
 def ensure_heartbeat() -> None:
     """Start this process's presence heartbeat once, on its event loop."""
     state = _state()
     if state.heartbeat is None or state.heartbeat.done():
-        state.heartbeat = asyncio.get_running_loop().create_task(_heartbeat_forever())
+        loop = asyncio.get_running_loop()
+        # A connection just reached the database: count it as reachable from now on.
+        state.reachable_since = loop.time()
+        state.heartbeat = loop.create_task(_heartbeat_forever())

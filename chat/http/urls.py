@@ -1,5 +1,4 @@
 from django.urls import include, path
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import SimpleRouter
 
 from chat.http import views
@@ -10,7 +9,7 @@ router.register("messages", views.MessageViewSet, basename="message")
 
 urlpatterns = [
     path("auth/register/", views.RegisterView.as_view(), name="register"),
-    path("auth/token/", obtain_auth_token, name="token"),
+    path("auth/token/", views.TokenView.as_view(), name="token"),
     path("users/me/", views.MeView.as_view(), name="me"),
     path("", include(router.urls)),
 ]

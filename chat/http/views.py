@@ -6,6 +6,7 @@ Their OpenAPI description is written once, in api_docs/openapi.py.
 from typing import Any
 
 from rest_framework import generics, status, viewsets
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import AllowAny
@@ -21,6 +22,8 @@ from chat.core.serializers import (
     UserSerializer,
     validate,
 )
+from chat.http.parsers import SafeJSONParser
+from chat.http.throttles import AuthRateThrottle
 from chat.models import Message, Room, User
 
 
@@ -36,12 +39,20 @@ class RegisterView(generics.CreateAPIView):
 
     permission_classes = [AllowAny]
     authentication_classes: list[type] = []
+    throttle_classes = [AuthRateThrottle]
     serializer_class = RegisterSerializer
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = validate(RegisterSerializer, request.data)
         user = services.user_register(username=data["username"], password=data["password"])
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class TokenView(ObtainAuthToken):
+    """Exchange a username and password for the user's API token (DRF's view, JSON only and throttled)."""
+
+    parser_classes = [SafeJSONParser]  # DRF's view also takes forms; the API speaks JSON
+    throttle_classes = [AuthRateThrottle]
 
 
 class MeView(generics.RetrieveAPIView):

@@ -38,7 +38,21 @@ MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 # other name); event labels are the push actions of chat.events.groups.
 EVENTS = PUSH_ACTIONS
 # Close codes the server itself uses or that clients commonly send; others are grouped by class.
-KNOWN_CLOSE_CODES = frozenset({1000, 1001, 1003, 1006, 1008, 1009, 1011, 1012, 4008, 4401, 4403, 4429})
+KNOWN_CLOSE_CODES = frozenset({1000, 1001, 1003, 1006, 1008, 1009, 1011, 1012, 4008, 4401, 4403, 4429, 4503})
+# The limits of api_docs/PROTOCOL.md §3 (flood limits and version 2 caps) that count their refusals.
+LIMITS = frozenset(
+    {
+        "message",
+        "room_create",
+        "typing",
+        "auth",
+        "subscriptions",
+        "joined_rooms",
+        "connections_per_user",
+        "inbound_frames",
+        "input_bytes",
+    }
+)
 CHANNEL_LAYER_OPERATIONS = frozenset({"send", "group_send", "group_add", "group_discard", "receive"})
 
 # Commit-to-send delays: a healthy fan-out is a few ms; seconds mean Redis or a consumer is struggling.
@@ -82,8 +96,13 @@ CHANNEL_LAYER_ERRORS = Counter(
 )
 RATE_LIMITED = Counter(
     "chat_rate_limited",
-    "Requests rejected by a flood limit, by limit.",
+    "Requests, frames and handshakes refused by a limit of api_docs/PROTOCOL.md §3, by limit.",
     ["limit"],
+)
+SERVICE_UNAVAILABLE = Counter(
+    "chat_service_unavailable",
+    "Requests answered 503 because PostgreSQL or Redis did not answer, by transport (http, ws).",
+    ["transport"],
 )
 EVENTS_RECOVERED = Counter(
     "chat_events_recovered",
@@ -162,8 +181,13 @@ def channel_layer_error(operation: str) -> None:
 
 
 def rate_limited(limit: str) -> None:
-    """Count a request rejected by the named flood limit."""
-    RATE_LIMITED.labels(limit=limit).inc()
+    """Count a request, frame or handshake refused by the named limit (see LIMITS)."""
+    RATE_LIMITED.labels(limit=_known(limit, LIMITS)).inc()
+
+
+def service_unavailable(transport: str) -> None:
+    """Count a request answered 503 because a backing service is down (transport: http or ws)."""
+    SERVICE_UNAVAILABLE.labels(transport=_known(transport, frozenset({"http", "ws"}))).inc()
 
 
 def events_recovered(count: int) -> None:

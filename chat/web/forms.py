@@ -1,10 +1,12 @@
 """Forms of the built-in pages: Django's own auth forms, with Bootstrap classes on their inputs."""
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+from rest_framework import serializers
 
+from chat.core.serializers import username_available
 from chat.models import User
 
 
@@ -33,3 +35,13 @@ class SignupForm(BootstrapInputsMixin, UserCreationForm):
     class Meta(UserCreationForm.Meta):
         model = User
         fields = ("username",)
+
+    def clean_username(self) -> str:
+        """Django's check, plus the API's: no NFKC / case-folding twin of a taken name (issue 15)."""
+        username: str | None = super().clean_username()
+        if username is None:  # Django already reported it taken (and returns None, despite its stubs)
+            return cast(str, username)
+        try:
+            return username_available(username)
+        except serializers.ValidationError as exc:
+            raise forms.ValidationError([str(message) for message in exc.detail]) from exc

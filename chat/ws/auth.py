@@ -24,6 +24,7 @@ from django.http.request import split_domain_port, validate_host
 from rest_framework.authtoken.models import Token
 
 from chat.core.db import db_thread
+from chat.ws.handshake import OutageGuard
 
 Scope = dict[str, Any]
 
@@ -151,6 +152,6 @@ class TokenOrSessionAuthMiddleware:
 
 
 def websocket_auth_stack(inner: Any) -> Any:
-    """Origin check, then token or session authentication, around the WebSocket router."""
+    """Origin check, then token or session authentication, around the WebSocket router; outages close with 4503."""
     allowed_origins()  # a malformed WS_ALLOWED_ORIGINS fails at start-up, not at the first handshake
-    return TokenOrSessionAuthMiddleware(inner)
+    return OutageGuard(TokenOrSessionAuthMiddleware(inner))

@@ -8,11 +8,14 @@ actions DCRF's metaclass collects (via dir()) from RoomConsumer's bases.
 
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
+
 from chat.core import services
 from chat.core.db import db_thread
 from chat.core.serializers import UserSerializer
 from chat.events import groups, realtime
 from chat.events.fanout import local_fanout
+from chat.ws import handshake
 from chat.ws.protocol import CLOSE_AUTH_REVOKED, ProtocolConsumer
 from chat.ws.streams import MessageStream
 
@@ -34,14 +37,22 @@ class ChatConnection(ProtocolConsumer):
 
     async def open_session(self) -> None:
         await super().open_session()
+        realtime.register(self)  # before the row exists, so no heartbeat takes it for a ghost
         self.went_online = await db_thread(services.connection_open)(
-            channel_name=self.channel_name, user=self.user, server_id=realtime.SERVER_ID
+            channel_name=self.channel_name,
+            user=self.user,
+            server_id=realtime.SERVER_ID,
+            max_per_user=int(settings.CHAT_MAX_CONNECTIONS_PER_USER),
         )
         fanout = local_fanout()
         await fanout.join_for_process(groups.PROCESSES_GROUP)
         # A local group: websocket_disconnect leaves it with the others (self.groups).
         self.groups.add(groups.user_group(self.user.pk))
         fanout.add_local(groups.user_group(self.user.pk), self)
+
+    async def abort_session(self, exc: Exception) -> None:
+        await super().abort_session(exc)
+        await handshake.abort(self, exc)
 
     async def session_opened(self) -> None:
         await super().session_opened()
@@ -56,7 +67,10 @@ class ChatConnection(ProtocolConsumer):
 
     async def close_session(self) -> None:
         await super().close_session()
-        await realtime.forget_connection(self.channel_name)
+        try:
+            await realtime.forget_connection(self.channel_name)
+        finally:
+            realtime.unregister(self)
 
     async def sync_room_group(self, room_id: int) -> None:
         """Be in the room's presence/typing audience exactly while present or subscribed to its messages."""

@@ -17,7 +17,7 @@ from chat.core.serializers import (
     validate,
 )
 from chat.events.streams import message_observer
-from chat.ws import multiplex
+from chat.ws import limits, multiplex
 from chat.ws.connection import ConsumerMixin
 from chat.ws.protocol import CLOSE_INTERNAL_ERROR, Status
 from chat.ws.streams import MessageStream
@@ -63,6 +63,7 @@ class MessagesMixin(ConsumerMixin):
     async def subscribe_to_messages_in_room(self, request_id: Any, action: str, **params: Any) -> None:
         query = validate(SubscribeParamsSerializer, params)
         room_id, key = query["pk"], (query["pk"], request_id)
+        limits.check_new_subscription(self, existing=key in self.message_streams)
         stream = MessageStream(
             room_id,
             request_id,

@@ -11,7 +11,7 @@ from chat.core.serializers import PkParamSerializer, RoomSerializer, UserSeriali
 from chat.events import groups, realtime
 from chat.models import Room
 from chat.ops import metrics
-from chat.ws import multiplex
+from chat.ws import limits, multiplex
 from chat.ws.connection import ConsumerMixin
 from chat.ws.protocol import Status
 
@@ -34,6 +34,7 @@ class PresenceMixin(ConsumerMixin):
     @action()
     async def join_room(self, **params: Any) -> Status:
         room_id = validate(PkParamSerializer, params)["pk"]
+        limits.check_join(self, room_id)
         # Join the audience first, so this connection also gets the presence push it causes.
         await self.add_group(groups.room_group(room_id))
         try:
@@ -68,11 +69,13 @@ class PresenceMixin(ConsumerMixin):
         if room_id not in self.present_rooms:
             await db_thread(selectors.room_assert_exists)(pk=room_id)
             raise NotPresent()
-        await realtime.push_typing(room_id, self.user)
+        if await limits.typing_push_allowed(user_id=self.user.pk, room_id=room_id):
+            await realtime.push_typing(room_id, self.user)
         return None, 200
 
     @action()
     async def subscribe_to_online_users(self, request_id: Any, **params: Any) -> Status:
+        limits.check_new_subscription(self, existing=request_id in self.online_users_request_ids)
         await self.add_group(groups.ONLINE_USERS_GROUP)
         self.online_users_request_ids[request_id] = multiplex.current_stream.get()
         return {"users": await _online_users_json()}, 200

@@ -27,7 +27,7 @@ from chat.core.exceptions import RateLimited
 from chat.events.fanout import local_fanout
 from chat.ops import metrics
 from chat.ops.logging import log_event
-from chat.ws import multiplex
+from chat.ws import limits, multiplex
 
 logger = logging.getLogger("chat.ws.consumer")  # the name connection logs have always had
 
@@ -42,10 +42,6 @@ Status = tuple[Any, int]
 
 def _request_ids_by_group() -> defaultdict[str, set[Any]]:
     return defaultdict(set)
-
-
-def _request_id_is_valid(request_id: Any) -> bool:
-    return request_id is None or (isinstance(request_id, (str, int, float)) and not isinstance(request_id, bool))
 
 
 class ProtocolConsumer(GenericAsyncAPIConsumer):
@@ -69,6 +65,7 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
         self._observer_group_to_request_id: defaultdict[str, defaultdict[str, set[Any]]] = defaultdict(_request_ids_by_group)
         self.user: Any = None
         self.opened_at = time.monotonic()
+        self.frame_bucket = limits.FrameBucket()
 
     # --- session hooks (subclasses extend them, calling super()) -------------------------
 
@@ -80,6 +77,9 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
 
     async def close_session(self) -> None:
         """After an accepted connection closed: forget what it left behind."""
+
+    async def abort_session(self, exc: Exception) -> None:
+        """open_session or the accept failed: undo what open_session did, and close the handshake."""
 
     # --- connection lifecycle -------------------------------------------------------
 
@@ -93,8 +93,13 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
             await self.close()  # before accept: the handshake is refused with HTTP 403
             return
         self.user = user
-        await self.open_session()
-        await self.accept()
+        try:
+            await self.open_session()
+            await self.accept()
+        except Exception as exc:  # no half-open session may outlive the handshake (issue 15)
+            await self.abort_session(exc)
+            self.user = None
+            return
         metrics.connection_accepted()
         log_event(logger, "ws.connect", user_id=user.pk)
         await self.session_opened()
@@ -160,6 +165,7 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
         """Decode one frame; any bad frame gets a 400/413 response and the connection stays usable."""
         # Replaces AsyncJsonWebsocketConsumer.receive, whose json.loads error would end the
         # connection and which hands binary frames to the JSON decoder.
+        throttled = limits.take_frame(self.frame_bucket)
         if text_data is None:
             await self.reply(action=None, status=400, errors=["Binary frames are not supported: send JSON text."])
             return
@@ -187,19 +193,22 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
             if errors:
                 await self.reply(action=None, status=400, errors=errors)
             else:
-                await self._receive_request(content)
+                await self._receive_request(content, throttled)
         finally:
             multiplex.current_stream.reset(token)
 
-    async def _receive_request(self, content: dict[str, Any]) -> None:
-        """Route one decoded request to its action; a missing action or bad request_id gets a 400."""
-        request_id = content.pop("request_id", None)
+    async def _receive_request(self, content: dict[str, Any], throttled: RateLimited | None = None) -> None:
+        """Route one decoded request to its action; a missing action or bad request_id gets a 400, a throttled one 429."""
+        request_id = limits.request_id_key(content.pop("request_id", None))
         action_name = content.pop("action", None)
-        if not _request_id_is_valid(request_id):
+        if request_id_error := limits.request_id_error(request_id):
             request_id = None
-            errors = ["request_id must be a string or a number."]
+            errors = [request_id_error]
         elif not isinstance(action_name, str):
             errors = ["action is missing: give the name of an action as a string."]
+        elif throttled is not None:
+            await self.handle_exception(throttled, action_name, request_id)
+            return
         else:
             content.pop("self", None)  # would collide with the handler's own argument
             await self.handle_action(action_name, request_id=request_id, **content)
@@ -209,7 +218,9 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
     async def handle_exception(self, exc: Exception, action: str | None, request_id: Any) -> None:
         """Every failure becomes one response; unexpected ones are logged and answered 500."""
         # DCRF re-raises unexpected exceptions, which would end the connection.
-        if isinstance(exc, RateLimited):
+        if (limited := limits.error_reply(exc)) is not None:  # caps (429) and outages (503)
+            await self.reply(action=action, status=limited[0], errors=limited[1], data=limited[2], request_id=request_id)
+        elif isinstance(exc, RateLimited):
             await self.reply(
                 action=action, status=429, errors=[str(exc.detail)], data={"retry_after": exc.retry_after}, request_id=request_id
             )

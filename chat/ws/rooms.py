@@ -10,7 +10,7 @@ from chat.core.exceptions import NotSubscribed
 from chat.core.serializers import PkParamSerializer, RoomSerializer, validate
 from chat.events import groups
 from chat.events.streams import room_observer
-from chat.ws import multiplex
+from chat.ws import limits, multiplex
 from chat.ws.connection import ConsumerMixin
 from chat.ws.protocol import Status
 
@@ -54,6 +54,7 @@ class RoomsMixin(ConsumerMixin):
     @action()
     async def subscribe_instance(self, request_id: Any, **params: Any) -> Status:
         room_id = validate(PkParamSerializer, params)["pk"]
+        limits.check_new_subscription(self, existing=(room_id, request_id) in self.instance_subscriptions)
         await db_thread(selectors.room_assert_exists)(pk=room_id)
         await room_observer.subscribe(self, room_id=room_id, request_id=request_id)
         self.instance_subscriptions[room_id, request_id] = multiplex.current_stream.get()

@@ -101,6 +101,12 @@ def service_env(**extra: str) -> dict[str, str]:
         DATABASE_URL=shared_database_url(),
         REDIS_PREFIX=settings.REDIS_PREFIX,
         CHAT_MESSAGE_RATE_LIMIT=UNLIMITED_RATE,
+        # Live tests play many clients from one address and user, faster than §3 lets one client go.
+        CHAT_AUTH_RATE_LIMIT=UNLIMITED_RATE,
+        CHAT_ROOM_CREATE_RATE_LIMIT=UNLIMITED_RATE,
+        CHAT_MAX_CONNECTIONS_PER_USER=UNLIMITED_RATE,
+        CHAT_WS_FRAME_RATE=UNLIMITED_RATE,
+        CHAT_WS_FRAME_BURST=UNLIMITED_RATE,
         PYTHONUNBUFFERED="1",
     )
     if settings.REDIS_URL:

@@ -58,6 +58,7 @@ def test_message_room_and_user_match_drf() -> None:
         (SubscribeParamsSerializer, {"pk": 3}),
         (SubscribeParamsSerializer, {"pk": 3, "after_seq": 0}),
         (SubscribeParamsSerializer, {"pk": 3, "after_seq": 7}),
+        (PkParamSerializer, {"pk": 2**63 - 1}),
         (PkParamSerializer, {"pk": "5"}),  # DRF's rules: a numeric string is taken
     ],
 )
@@ -71,6 +72,8 @@ def test_valid_parameters_match_drf(serializer_class: type[serializers.Serialize
     ("serializer_class", "data"),
     [
         (PkParamSerializer, {"pk": 0}),
+        (PkParamSerializer, {"pk": 2**63}),
+        (SubscribeParamsSerializer, {"pk": 3, "after_seq": 2**63}),
         (PkParamSerializer, {"pk": True}),
         (PkParamSerializer, {}),
         (PkParamSerializer, {"pk": None}),
