@@ -11,16 +11,30 @@ no annotations of their own: this is the one place the HTTP API is described.
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiViewExtension
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import serializers
 
 from chat.core.serializers import (
     PASSWORD_MAX_LENGTH,
     USERNAME_MAX_LENGTH,
+    InboxEntrySerializer,
+    MarkReadParamsSerializer,
+    MemberSerializer,
     MessageHistoryParamsSerializer,
     MessageSerializer,
+    PageParamsSerializer,
+    ReadStateSerializer,
+    RoleParamSerializer,
     RoomListParamsSerializer,
     RoomSerializer,
+    UserIdParamSerializer,
     UserSerializer,
 )
 from chat.models import CLIENT_ID_MAX_LENGTH, MESSAGE_MAX_LENGTH, ROOM_NAME_MAX_LENGTH
@@ -41,8 +55,10 @@ def _errors(*codes: int) -> dict[int, OpenApiResponse]:
     known = {
         400: OpenApiResponse(VALIDATION_ERROR, description="Invalid body or parameters."),
         401: OpenApiResponse(DETAIL, description="No valid credentials (`Authorization: Token <key>` or a session)."),
-        403: OpenApiResponse(DETAIL, description="Authenticated but not allowed (not host, not member, not author)."),
-        404: OpenApiResponse(DETAIL, description="No such room or message."),
+        403: OpenApiResponse(
+            DETAIL, description="Authenticated but not allowed (not owner, moderator, member or author; banned; a direct room)."
+        ),
+        404: OpenApiResponse(DETAIL, description="No such room or message, or a private/direct room you are not a member of."),
         429: OpenApiResponse(
             DETAIL,
             description="Over a rate limit (messages and edits per user, rooms per user, sign-ups and tokens per "
@@ -75,6 +91,24 @@ MESSAGE_POST = inline_serializer(
         ),
     },
 )
+ROOM_CREATE = inline_serializer(
+    "RoomCreate",
+    {
+        "name": serializers.CharField(min_length=1, max_length=ROOM_NAME_MAX_LENGTH),
+        "kind": serializers.ChoiceField(
+            choices=["public", "private"], required=False, help_text="public (default) or private; cannot be changed later."
+        ),
+    },
+)
+MEMBER_PAGE = inline_serializer(
+    "MemberPage",
+    {"results": MemberSerializer(many=True, help_text="Owner, moderators, then by joined_at."), "count": serializers.IntegerField()},
+)
+INBOX_PAGE = inline_serializer(
+    "InboxPage",
+    {"results": InboxEntrySerializer(many=True, help_text="Newest message first."), "count": serializers.IntegerField()},
+)
+USER_ID_PATH = OpenApiParameter("user_id", int, OpenApiParameter.PATH, description="The user's id.")
 ROOM_PAGE = inline_serializer("RoomPage", {"results": RoomSerializer(many=True), "count": serializers.IntegerField(min_value=0)})
 MESSAGE_PAGE = inline_serializer(
     "MessagePage",
@@ -156,8 +190,8 @@ class RoomViewSetSchema(OpenApiViewExtension):
                 responses={200: ROOM_PAGE, **_errors(400, 401)},
             ),
             create=extend_schema(
-                summary="Create a room (you are its host and first member)",
-                request=ROOM_NAME,
+                summary="Create a public or private room (you are its owner and first member)",
+                request=ROOM_CREATE,
                 responses={201: RoomSerializer, **_errors(400, 401, 429)},
             ),
             retrieve=extend_schema(summary="One room", responses={200: RoomSerializer, **_errors(400, 401, 404)}),
@@ -173,7 +207,7 @@ class RoomViewSetSchema(OpenApiViewExtension):
             join=extend_schema(
                 summary="Become a member (membership only, no presence)",
                 request=None,
-                responses={200: RoomSerializer, **_errors(400, 401, 404)},
+                responses={200: RoomSerializer, **_errors(400, 401, 403, 404)},
             ),
             leave=extend_schema(
                 summary="End your membership",
@@ -203,6 +237,78 @@ class RoomViewSetSchema(OpenApiViewExtension):
                     examples=[OpenApiExample("message", value={"text": "hello", "client_id": "6f1c2a"}, request_only=True)],
                 ),
             ],
+            direct=extend_schema(
+                summary="Open the direct room with a user (§5 open_direct)",
+                description="One direct room per pair of users (a user may open one with themselves): 201 when created, "
+                "200 when it existed. An unknown or inactive `user_id` is 400 naming the field.",
+                request=UserIdParamSerializer,
+                responses={201: RoomSerializer, 200: RoomSerializer, **_errors(400, 401)},
+            ),
+            members=[
+                extend_schema(
+                    methods=["GET"],
+                    summary="A page of the room's members (§5 list_members)",
+                    parameters=[PageParamsSerializer],
+                    responses={200: MEMBER_PAGE, **_errors(400, 401, 404)},
+                ),
+                extend_schema(
+                    methods=["POST"],
+                    summary="Add a member (owner or moderator; §5 add_member)",
+                    description="201 when added, 200 when already a member. Banned users and direct rooms: 403.",
+                    request=UserIdParamSerializer,
+                    responses={201: MemberSerializer, 200: MemberSerializer, **_errors(400, 401, 403, 404)},
+                ),
+            ],
+            member=[
+                extend_schema(
+                    methods=["PATCH"],
+                    summary="Make a member a moderator or a plain member (owner only; §5 set_role)",
+                    parameters=[USER_ID_PATH],
+                    request=RoleParamSerializer,
+                    responses={200: MemberSerializer, **_errors(400, 401, 403, 404)},
+                ),
+                extend_schema(
+                    methods=["DELETE"],
+                    summary="Remove a member (owner; moderators remove plain members; §5 remove_member)",
+                    parameters=[USER_ID_PATH],
+                    responses={204: OpenApiResponse(description="Removed."), **_errors(400, 401, 403, 404)},
+                ),
+            ],
+            ban=[
+                extend_schema(
+                    methods=["POST"],
+                    summary="Ban a user (as remove; §5 ban_member)",
+                    parameters=[USER_ID_PATH],
+                    request=None,
+                    responses={204: OpenApiResponse(description="Banned."), **_errors(400, 401, 403, 404)},
+                ),
+                extend_schema(
+                    methods=["DELETE"],
+                    summary="Lift a ban (§5 unban_member)",
+                    parameters=[USER_ID_PATH],
+                    responses={200: OpenApiResponse(description="Not banned (any more)."), **_errors(400, 401, 403, 404)},
+                ),
+            ],
+            read=extend_schema(
+                summary="Mark the room read up to a seq (members; §6 mark_read); it never moves back",
+                request=MarkReadParamsSerializer,
+                responses={200: ReadStateSerializer, **_errors(400, 401, 403, 404)},
+            ),
+        )(self.target)
+
+
+class MyRoomsViewSchema(OpenApiViewExtension):
+    """GET /api/users/me/rooms/: the inbox."""
+
+    target_class = "chat.http.views.MyRoomsView"
+
+    def view_replacement(self) -> Any:
+        return extend_schema_view(
+            get=extend_schema(
+                summary="Your rooms with role and read state, newest message first (§6 list_my_rooms)",
+                parameters=[PageParamsSerializer],
+                responses={200: INBOX_PAGE, **_errors(400, 401)},
+            )
         )(self.target)
 
 
@@ -219,14 +325,27 @@ class MessageViewSetSchema(OpenApiViewExtension):
                 responses={200: MessageSerializer, **_errors(400, 401, 403, 404, 429)},
             ),
             destroy=extend_schema(
-                summary="Delete a message (author or room host)",
+                summary="Delete a message (author, the room's owner or a moderator)",
                 responses={204: OpenApiResponse(description="Deleted."), **_errors(400, 401, 403, 404)},
             ),
         )(self.target)
 
 
 # Response objects that must not grow fields silently (api_docs/PROTOCOL.md §1: "Nothing else").
-STRICT_COMPONENTS = ("User", "Room", "Message", "RoomPage", "MessagePage", "Token", "ErrorDetail")
+STRICT_COMPONENTS = (
+    "User",
+    "Room",
+    "Message",
+    "RoomPage",
+    "MessagePage",
+    "Token",
+    "ErrorDetail",
+    "Member",
+    "MemberPage",
+    "InboxEntry",
+    "InboxPage",
+    "ReadState",
+)
 
 
 # drf-spectacular always wraps a `list` action's body in an array; ours answers one page object.

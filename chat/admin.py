@@ -2,18 +2,36 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
 from chat.core import services
-from chat.models import Message, Room, User
+from chat.models import Ban, Membership, Message, Room, User
 
 admin.site.register(User, UserAdmin)
 
 
+class MembershipInline(admin.TabularInline):
+    """A room's members, their roles and read state."""
+
+    model = Membership
+    raw_id_fields = ["user"]
+    extra = 0
+
+
+class BanInline(admin.TabularInline):
+    """Users banned from a room."""
+
+    model = Ban
+    raw_id_fields = ["user"]
+    extra = 0
+
+
 @admin.register(Room)
 class RoomAdmin(admin.ModelAdmin):
-    """Rooms, searchable by name."""
+    """Rooms, searchable by name, with their members and bans."""
 
-    list_display = ["pk", "name", "host", "last_seq", "created_at"]
+    list_display = ["pk", "name", "kind", "host", "last_seq", "created_at"]
+    list_filter = ["kind"]
     search_fields = ["name"]
-    raw_id_fields = ["host", "members"]
+    raw_id_fields = ["host"]
+    inlines = [MembershipInline, BanInline]
 
 
 @admin.register(Message)

@@ -7,6 +7,7 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 MESSAGE_MAX_LENGTH = 500
 ROOM_NAME_MAX_LENGTH = 255
@@ -23,12 +24,31 @@ class User(AbstractUser):
         ]
 
 
+class RoomKind(models.TextChoices):
+    """Who may see a room (api_docs/PROTOCOL.md §5)."""
+
+    PUBLIC = "public"
+    PRIVATE = "private"
+    DIRECT = "direct"
+
+
+class Role(models.TextChoices):
+    """A member's role in a room (api_docs/PROTOCOL.md §5)."""
+
+    OWNER = "owner"
+    MODERATOR = "moderator"
+    MEMBER = "member"
+
+
 class Room(models.Model):
-    """A persistent chat room with a host and members."""
+    """A persistent chat room with a host (its owner) and members."""
 
     name = models.CharField(max_length=ROOM_NAME_MAX_LENGTH, unique=True)
     host = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="hosted_rooms")
-    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="rooms", blank=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="rooms", blank=True)
+    kind = models.CharField(max_length=16, choices=RoomKind.choices, default=RoomKind.PUBLIC)
+    # "<smaller user id>:<larger user id>" for a direct room, so a pair has at most one.
+    direct_key = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
     # The seq of the newest message ever posted; the row lock on it serialises posters.
     last_seq = models.PositiveBigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -59,7 +79,10 @@ class Message(models.Model):
     class Meta:
         ordering = ["room", "seq"]
         constraints = [
-            # Also the index behind "latest N" and "after seq" reads of one room.
+            # Also the index behind "latest N" and "after seq" reads of one room. On PostgreSQL
+            # it also carries the author (INCLUDE user_id, set by migration 0002_private_rooms, as
+            # SQLite has no such constraints), so unread counts ("after seq, by others") are
+            # index-only scans; a migration that alters this constraint must keep that.
             models.UniqueConstraint(fields=["room", "seq"], name="message_room_seq_unique"),
             models.UniqueConstraint(
                 fields=["room", "user", "client_id"],
@@ -90,6 +113,32 @@ class Presence(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["connection", "room"], name="presence_connection_room_unique")]
+
+
+class Membership(models.Model):
+    """A user's membership of a room: role, when they joined, and how far they have read."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    joined_at = models.DateTimeField(default=timezone.now)
+    last_read_seq = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["room", "user"], name="membership_room_user_unique")]
+        # The unique (room, user) index serves a room's members; this one a user's rooms.
+        indexes = [models.Index(fields=["user", "room"], name="membership_user_room")]
+
+
+class Ban(models.Model):
+    """A user barred from joining, being added to or posting in a room until unbanned."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="bans")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="bans")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["room", "user"], name="ban_room_user_unique")]
 
 
 class Server(models.Model):

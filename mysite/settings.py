@@ -312,6 +312,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "/api/docs/assets/swagger-ui-dist",
     "SWAGGER_UI_FAVICON_HREF": "/api/docs/assets/swagger-ui-dist/favicon-32x32.png",
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "api_docs.openapi.finish_schema"],
+    # Two choice sets of `role`: a member's (owner, moderator, member) and what set_role may give.
+    "ENUM_NAME_OVERRIDES": {"RoleEnum": "chat.models.Role", "AssignableRoleEnum": ["moderator", "member"]},
 }
 
 # --- I18N, static -------------------------------------------------------------------

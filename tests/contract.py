@@ -35,6 +35,7 @@ STREAM_OPERATIONS = {
     "subscribe_to_messages_in_room": "message_stream",
     "subscribe_instance": "room_instance_stream",
     "subscribe_to_online_users": "user_status_change",
+    "subscribe_to_my_rooms": "my_rooms_stream",
 }
 
 Frame = dict[str, Any]

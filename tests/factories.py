@@ -3,7 +3,7 @@
 import factory
 from factory.django import DjangoModelFactory
 
-from chat.models import Room, User
+from chat.models import Membership, Role, Room, User
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -25,7 +25,7 @@ class UserFactory(DjangoModelFactory[User]):
 
 
 class RoomFactory(DjangoModelFactory[Room]):
-    """A room whose host is its first member."""
+    """A room whose host is its owner and first member (public unless `kind` is given)."""
 
     class Meta:
         model = Room
@@ -37,4 +37,4 @@ class RoomFactory(DjangoModelFactory[Room]):
     @factory.post_generation
     def host_is_member(room: Room, create: bool, extracted: object, **kwargs: object) -> None:
         if create:
-            room.members.add(room.host)
+            Membership.objects.create(room=room, user=room.host, role=Role.OWNER, last_read_seq=room.last_seq)

@@ -107,3 +107,52 @@ def is_outage(exc: BaseException) -> bool:
 
 class TooManyConnections(Exception):
     """The user already has the most open WebSocket connections allowed (the handshake closes with 4429)."""
+
+
+class MemberNotFound(NotFound):
+    """The user named is not a member of the room."""
+
+    default_detail = "This user is not a member of this room."
+    default_code = "member_not_found"
+
+
+class NotRoomModerator(PermissionDenied):
+    """The action is for the room's owner and moderators."""
+
+    default_detail = "Only the room's owner or a moderator may do this."
+    default_code = "not_moderator"
+
+
+class CannotModerate(PermissionDenied):
+    """The target is out of the caller's reach: themselves, the owner, or (for a moderator) another moderator."""
+
+    default_detail = "You may not do this to this member."
+    default_code = "cannot_moderate"
+
+
+class DirectRoomRefused(PermissionDenied):
+    """Direct rooms have exactly their two members and are never renamed or deleted."""
+
+    default_detail = "Direct rooms cannot be changed this way."
+    default_code = "direct_room"
+
+
+class OwnerCannotLeave(PermissionDenied):
+    """The owner is always a member: they delete the room instead of leaving it."""
+
+    default_detail = "The owner cannot leave the room: delete it instead."
+    default_code = "owner_cannot_leave"
+
+
+class Banned(PermissionDenied):
+    """The user is banned from the room."""
+
+    default_detail = "You are banned from this room."
+    default_code = "banned"
+
+
+class UserBanned(PermissionDenied):
+    """The user to add is banned from the room."""
+
+    default_detail = "This user is banned from this room: unban them first."
+    default_code = "user_banned"

@@ -12,9 +12,9 @@ from chat.core.serializers import MessageHistoryParamsSerializer, MessageSeriali
 from chat.models import Room, User
 
 
-def room_list_page(*, params: Mapping[str, Any]) -> dict[str, Any]:
-    """A page of rooms (optional exact name filter): `{"results", "count"}`."""
-    rooms, count = selectors.room_list(**validate(RoomListParamsSerializer, params))
+def room_list_page(*, user: User, params: Mapping[str, Any]) -> dict[str, Any]:
+    """A page of the rooms the user can see (optional exact name filter): `{"results", "count"}`."""
+    rooms, count = selectors.room_list(user=user, **validate(RoomListParamsSerializer, params))
     return {"results": RoomSerializer(rooms, many=True).data, "count": count}
 
 
@@ -26,8 +26,8 @@ def room_patch(*, room: Room, user: User, data: Any, partial: bool = True) -> di
     return RoomSerializer(room).data
 
 
-def message_history_page(*, room_id: int, params: Mapping[str, Any]) -> dict[str, Any]:
-    """A slice of a room's history (404 for no such room): `{"results", "has_more"}`, ascending by seq."""
-    selectors.room_assert_exists(pk=room_id)
+def message_history_page(*, user: User, room_id: int, params: Mapping[str, Any]) -> dict[str, Any]:
+    """A slice of the history of a room the user can see (404 otherwise): `{"results", "has_more"}`, ascending by seq."""
+    selectors.room_assert_visible(user=user, pk=room_id)
     messages, has_more = selectors.message_history(room_id=room_id, **validate(MessageHistoryParamsSerializer, params))
     return {"results": MessageSerializer(messages, many=True).data, "has_more": has_more}

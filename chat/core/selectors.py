@@ -3,15 +3,15 @@
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict
+from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict, cast
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, QuerySet, Subquery
-from django.db.models.functions import Lower
+from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
 from chat.core.exceptions import MessageNotFound, RoomNotFound
-from chat.models import Connection, Message, Presence, Room, User
+from chat.models import Ban, Connection, Membership, Message, Presence, Role, Room, RoomKind, User
 
 
 class _NewestMessage(TypedDict):
@@ -44,9 +44,46 @@ def live_connection_cutoff() -> Any:
     return timezone.now() - timedelta(seconds=3 * heartbeat_interval())
 
 
+def _count_of(queryset: QuerySet[Any], group_by: str) -> Coalesce:
+    """A correlated COUNT(*) subquery over queryset (already filtered by an OuterRef), 0 when empty."""
+    counted = queryset.order_by().values(group_by).annotate(n=Count("*")).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def _member_count(room_ref: str) -> Coalesce:
+    return _count_of(Membership.objects.filter(room=OuterRef(room_ref)), "room")
+
+
 def _room_queryset() -> "QuerySet[RoomWithNewest]":
     newest = Message.objects.filter(room=OuterRef("pk")).order_by("-seq").values("pk")[:1]
-    return Room.objects.select_related("host").annotate(newest_message_id=Subquery(newest))
+    return Room.objects.select_related("host").annotate(newest_message_id=Subquery(newest), member_count=_member_count("pk"))
+
+
+def _visible_q(user_id: int) -> Q:
+    return Q(kind=RoomKind.PUBLIC) | Q(Exists(Membership.objects.filter(room=OuterRef("pk"), user_id=user_id)))
+
+
+def rooms_visible_to(*, user: User) -> QuerySet[Room]:
+    """The rooms this user can see (api_docs/PROTOCOL.md §5): every public room and the rooms they are a member of.
+
+    The one visibility rule: every read, subscription and push path filters through it.
+    """
+    return Room.objects.filter(_visible_q(user.pk))
+
+
+def access_room(*, user: User, pk: int) -> Room:
+    """The room with its live state if this user can see it; otherwise the same RoomNotFound as a missing pk."""
+    room = _room_queryset().filter(_visible_q(user.pk), pk=pk).first()
+    if room is None:
+        raise RoomNotFound()
+    _attach_live_state([room])
+    return room
+
+
+def room_assert_visible(*, user: User, pk: int) -> None:
+    """Raise RoomNotFound unless this user can see a room with this pk."""
+    if not rooms_visible_to(user=user).filter(pk=pk).exists():
+        raise RoomNotFound()
 
 
 def present_users_by_room(room_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
@@ -88,9 +125,9 @@ def room_get(*, pk: int, with_present_users: bool = True) -> Room:
     return room
 
 
-def room_list(*, name: str | None = None, page: int = 1, page_size: int = 50) -> tuple[Sequence[Room], int]:
-    """One page of rooms (oldest first), optionally the one with exactly this name, and the total count."""
-    rooms = Room.objects.all()
+def room_list(*, user: User, name: str | None = None, page: int = 1, page_size: int = 50) -> tuple[Sequence[Room], int]:
+    """One page of the rooms this user can see (oldest first), optionally the one with exactly this name, and the total count."""
+    rooms = rooms_visible_to(user=user)
     if name is not None:
         rooms = rooms.filter(name=name)
     count = rooms.count()
@@ -107,15 +144,117 @@ def room_assert_exists(*, pk: int) -> None:
 
 
 def room_for_posting(*, room_id: int, user_id: int) -> "RoomForPosting | None":
-    """The room's seq counter, its row locked until the transaction ends, and `is_member` for this user; None if no such room."""
-    membership = Room.members.through.objects.filter(room_id=OuterRef("pk"), user_id=user_id)
-    rooms = Room.objects.select_for_update().only("pk", "last_seq").annotate(is_member=Exists(membership)).filter(pk=room_id)
+    """The room's seq counter and kind, its row locked until the transaction ends, and `is_member` for this user; None if no such room."""
+    membership = Membership.objects.filter(room_id=OuterRef("pk"), user_id=user_id)
+    rooms = Room.objects.select_for_update().only("pk", "last_seq", "kind").annotate(is_member=Exists(membership)).filter(pk=room_id)
     return next(iter(rooms.order_by()), None)
+
+
+def is_banned(*, room_id: int, user_id: int) -> bool:
+    """Whether the user is banned from the room."""
+    return Ban.objects.filter(room_id=room_id, user_id=user_id).exists()
+
+
+def membership_get(*, room_id: int, user_id: int) -> Membership | None:
+    """The user's membership of the room, if any."""
+    return Membership.objects.select_related("user").filter(room_id=room_id, user_id=user_id).first()
+
+
+class JoinState(TypedDict):
+    """What joining (or leaving) a room needs to know about it and the user."""
+
+    kind: str
+    host_id: int
+    is_member: bool
+    is_banned: bool
+    is_present: bool
+
+
+def room_for_joining(*, room_id: int, user_id: int) -> JoinState | None:
+    """What joining needs to know, in one query: the room's kind and whether the user is a member, banned, present; None if no such room."""
+    return (
+        Room.objects.filter(pk=room_id)
+        .annotate(
+            is_member=Exists(Membership.objects.filter(room_id=OuterRef("pk"), user_id=user_id)),
+            is_banned=Exists(Ban.objects.filter(room_id=OuterRef("pk"), user_id=user_id)),
+            is_present=Exists(
+                Presence.objects.filter(
+                    room_id=OuterRef("pk"), connection__user_id=user_id, connection__seen_at__gte=live_connection_cutoff()
+                )
+            ),
+        )
+        .values("kind", "host_id", "is_member", "is_banned", "is_present")
+        .order_by()
+        .first()
+    )
+
+
+_ROLE_ORDER = Case(When(role=Role.OWNER, then=Value(0)), When(role=Role.MODERATOR, then=Value(1)), default=Value(2))
+
+
+def member_list(*, room_id: int, page: int = 1, page_size: int = 50) -> tuple[list[Membership], int]:
+    """One page of a room's members (owner, then moderators, then by joined_at) and how many there are."""
+    members = Membership.objects.filter(room_id=room_id)
+    offset = (page - 1) * page_size
+    page_members = members.select_related("user").order_by(_ROLE_ORDER, "joined_at", "pk")[offset : offset + page_size]
+    return list(page_members), members.count()
+
+
+def room_member_ids(*, room_id: int) -> list[int]:
+    """The ids of the room's members."""
+    return list(Membership.objects.filter(room_id=room_id).values_list("user_id", flat=True))
+
+
+def user_room_ids(*, user_id: int) -> list[int]:
+    """The rooms the user is a member of."""
+    return list(Membership.objects.filter(user_id=user_id).values_list("room_id", flat=True))
+
+
+def unread_count(*, room_id: int, user_id: int, after_seq: int) -> int:
+    """The room's messages after this seq written by someone else (an index-only scan of (room, seq) INCLUDE user)."""
+    return Message.objects.filter(room_id=room_id, seq__gt=after_seq).exclude(user_id=user_id).count()
+
+
+def inbox(*, user: User, page: int = 1, page_size: int = 50) -> tuple[Sequence[Membership], int]:
+    """One page of the user's memberships, newest message first, with `unread_count` and their rooms' live state.
+
+    A fixed number of queries however many rooms: counts and newest messages are
+    correlated subqueries, each an index range scan of (room, seq) after the member's
+    last_read_seq, never a scan of a room's whole history.
+    """
+    newest = Message.objects.filter(room=OuterRef("room_id")).order_by("-seq")
+    unread = Message.objects.filter(room=OuterRef("room_id"), seq__gt=OuterRef("last_read_seq")).exclude(user_id=user.pk)
+    memberships = Membership.objects.filter(user=user)
+    offset = (page - 1) * page_size
+    page_memberships = list(
+        memberships.select_related("room__host")
+        .annotate(
+            newest_at=Subquery(newest.values("created_at")[:1]),
+            newest_message_id=Subquery(newest.values("pk")[:1]),
+            unread_count=_count_of(unread, "room"),
+            member_count=_member_count("room_id"),
+        )
+        .order_by(F("newest_at").desc(nulls_last=True), F("room__created_at").desc(), F("room_id").desc())[offset : offset + page_size]
+    )
+    for membership in page_memberships:
+        membership.room.newest_message_id = membership.newest_message_id  # type: ignore[attr-defined]
+        membership.room.member_count = membership.member_count  # type: ignore[attr-defined]
+    _attach_live_state([cast("RoomWithNewest", membership.room) for membership in page_memberships])
+    return page_memberships, memberships.count()
 
 
 def message_get(*, pk: int) -> Message:
     """The message with its author, or MessageNotFound."""
     message = Message.objects.select_related("user", "room").filter(pk=pk).first()
+    if message is None:
+        raise MessageNotFound()
+    return message
+
+
+def access_message(*, user: User, pk: int) -> Message:
+    """The message with its author if it is in a room this user can see; otherwise the same MessageNotFound as a missing id."""
+    member = Membership.objects.filter(room_id=OuterRef("room_id"), user_id=user.pk)
+    message = Message.objects.select_related("user", "room").filter(Q(room__kind=RoomKind.PUBLIC) | Q(Exists(member)), pk=pk).first()
     if message is None:
         raise MessageNotFound()
     return message
@@ -169,9 +308,10 @@ def online_user_ids(*, user_ids: Iterable[int]) -> set[int]:
     )
 
 
-def room_last_seq(*, room_id: int) -> int:
-    """The seq of the newest message ever posted to the room (RoomNotFound if none)."""
-    last_seq = Room.objects.filter(pk=room_id).values_list("last_seq", flat=True).first()
+def room_last_seq(*, room_id: int, user: User | None = None) -> int:
+    """The seq of the newest message ever posted to the room (RoomNotFound if none, or if `user` is given and cannot see it)."""
+    rooms = Room.objects.all() if user is None else rooms_visible_to(user=user)
+    last_seq = rooms.filter(pk=room_id).values_list("last_seq", flat=True).first()
     if last_seq is None:
         raise RoomNotFound()
     return last_seq
@@ -180,6 +320,11 @@ def room_last_seq(*, room_id: int) -> int:
 def users_by_id(*, user_ids: Iterable[int]) -> list[User]:
     """These users, by id."""
     return list(User.objects.filter(pk__in=list(user_ids)).only("id", "username").order_by("pk"))
+
+
+def user_get_active(*, pk: int) -> User | None:
+    """The active user with this id, if any."""
+    return User.objects.filter(pk=pk, is_active=True).first()
 
 
 def user_list() -> list[User]:

@@ -10,7 +10,7 @@ from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
 from chat.core import selectors
-from chat.models import CLIENT_ID_MAX_LENGTH, MESSAGE_MAX_LENGTH, ROOM_NAME_MAX_LENGTH, Message, Room, User
+from chat.models import CLIENT_ID_MAX_LENGTH, MESSAGE_MAX_LENGTH, ROOM_NAME_MAX_LENGTH, Membership, Message, Role, Room, RoomKind, User
 
 USERNAME_TAKEN = "A user with that username already exists."
 USERNAME_AMBIGUOUS = "This username has letters that read as others when case is ignored (such as ß): spell it without them."
@@ -208,11 +208,32 @@ class RoomSerializer(serializers.ModelSerializer):
     host = UserSerializer(read_only=True)
     current_users = serializers.SerializerMethodField()
     last_message = MessageSerializer(read_only=True, allow_null=True)
+    # Writable on create only (public or private); direct rooms come from open_direct.
+    kind = serializers.ChoiceField(choices=RoomKind.choices, required=False)
+    member_count = serializers.SerializerMethodField()
 
     class Meta:
         model = Room
-        fields = ["pk", "name", "host", "current_users", "last_message", "created_at"]
+        fields = ["pk", "name", "host", "current_users", "last_message", "created_at", "kind", "member_count"]
         read_only_fields = ["pk", "created_at"]
+
+    def validate_name(self, value: str) -> str:
+        from chat.core.services import DIRECT_NAME_PREFIX
+
+        if value.startswith(DIRECT_NAME_PREFIX):
+            raise serializers.ValidationError(f"Names starting with {DIRECT_NAME_PREFIX!r} are reserved for direct rooms.")
+        return value
+
+    def validate_kind(self, value: str) -> str:
+        if self.instance is not None:
+            raise serializers.ValidationError("A room's kind cannot be changed.")
+        if value == RoomKind.DIRECT:
+            raise serializers.ValidationError("Direct rooms are opened with open_direct (POST /api/rooms/direct/).")
+        return value
+
+    @extend_schema_field(serializers.IntegerField())
+    def get_member_count(self, room: Room) -> int:
+        return getattr(room, "member_count", 0)
 
     @extend_schema_field(UserSerializer(many=True))
     def get_current_users(self, room: Room) -> list[dict[str, Any]]:
@@ -281,6 +302,69 @@ class SubscribeParamsSerializer(PkParamSerializer):
     """subscribe_to_messages_in_room parameters: the room and where to resume."""
 
     after_seq = serializers.IntegerField(min_value=0, max_value=BIGINT_MAX, required=False)
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    """A room member (§5): the user, their role and when they joined."""
+
+    user = UserSerializer(read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["user", "role", "joined_at"]
+        read_only_fields = fields
+
+
+class InboxEntrySerializer(serializers.ModelSerializer):
+    """One room of the caller's inbox (§6) with their role and read state."""
+
+    room = RoomSerializer(read_only=True)
+    unread_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["room", "role", "last_read_seq", "unread_count"]
+        read_only_fields = fields
+
+
+class PageParamsSerializer(serializers.Serializer):
+    """A page of a list."""
+
+    page = serializers.IntegerField(min_value=1, max_value=MAX_PAGE, default=1)
+    page_size = serializers.IntegerField(min_value=1, max_value=MAX_PAGE_SIZE, default=DEFAULT_PAGE_SIZE)
+
+
+class UserIdParamSerializer(serializers.Serializer):
+    """The `user_id` of an active user named by an action; an unknown one is a 400 naming the field."""
+
+    user_id = serializers.IntegerField(min_value=1)
+
+    def validate_user_id(self, value: int) -> User:
+        from chat.core.selectors import user_get_active
+
+        user = user_get_active(pk=value)
+        if user is None:
+            raise serializers.ValidationError("No such user.")
+        return user
+
+
+class RoleParamSerializer(serializers.Serializer):
+    """The role set_role gives: moderator or member (there is one owner, the host)."""
+
+    role = serializers.ChoiceField(choices=[Role.MODERATOR, Role.MEMBER])
+
+
+class MarkReadParamsSerializer(serializers.Serializer):
+    """How far the caller has read a room."""
+
+    seq = serializers.IntegerField(min_value=0, max_value=BIGINT_MAX)
+
+
+class ReadStateSerializer(serializers.Serializer):
+    """The caller's read state of a room after mark_read."""
+
+    last_read_seq = serializers.IntegerField()
+    unread_count = serializers.IntegerField()
 
 
 _FAST_VALIDATION.update({PkParamSerializer: _fast_pk, RoomParamSerializer: _fast_room, SubscribeParamsSerializer: _fast_subscribe})

@@ -7,21 +7,38 @@ after the surrounding transaction commits.
 """
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Subquery
+from django.db.models.functions import Greatest, Least
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
 from chat.core import selectors
-from chat.core.exceptions import NotMessageAuthor, NotRoomHost, NotRoomMember, RoomNotFound, TooManyConnections
+from chat.core.exceptions import (
+    Banned,
+    CannotModerate,
+    DirectRoomRefused,
+    MemberNotFound,
+    NotMessageAuthor,
+    NotRoomHost,
+    NotRoomMember,
+    NotRoomModerator,
+    OwnerCannotLeave,
+    RoomNotFound,
+    TooManyConnections,
+    UserBanned,
+)
 from chat.core.ratelimit import message_rate_limit_check, room_create_rate_limit_check
+from chat.events import access
 from chat.events.observers import room_deletion
-from chat.models import Connection, Message, Presence, Room, Server, User
+from chat.models import Ban, Connection, Membership, Message, Presence, Role, Room, RoomKind, Server, User
 from chat.ops import metrics
 
 ROOM_NAME_TAKEN = "A room with this name already exists."
 USERNAME_TAKEN = "A user with that username already exists."
+# Direct rooms are named by the server; no other room may take a name of this form.
+DIRECT_NAME_PREFIX = "direct:"
 
 
 def user_register(*, username: str, password: str) -> User:
@@ -33,20 +50,41 @@ def user_register(*, username: str, password: str) -> User:
         raise ValidationError({"username": [USERNAME_TAKEN]}) from exc
 
 
-def room_create(*, host: User, name: str) -> Room:
-    """Create a room, within the user's room creation limit; its host is its first member."""
+def room_create(*, host: User, name: str, kind: str = RoomKind.PUBLIC) -> Room:
+    """Create a public or private room, within the user's room creation limit; its host is its owner and first member."""
     room_create_rate_limit_check(user_id=host.pk)
     try:
         with transaction.atomic():
-            room = Room.objects.create(name=name, host=host)
-            room.members.add(host)
+            room = Room.objects.create(name=name, host=host, kind=kind)
+            Membership.objects.create(room=room, user=host, role=Role.OWNER)
+            access.membership_changed(user_id=host.pk, room_id=room.pk, role=Role.OWNER)
     except IntegrityError as exc:  # lost a race with another creator of the same name
         raise ValidationError({"name": [ROOM_NAME_TAKEN]}) from exc
     return selectors.room_get(pk=room.pk)
 
 
+def direct_open(*, user: User, other: User) -> tuple[Room, bool]:
+    """The direct room of these two users (a user may open one with themselves), created if need be; and whether it is new."""
+    low, high = sorted((user.pk, other.pk))
+    key = f"{low}:{high}"
+    existing = Room.objects.filter(direct_key=key).values_list("pk", flat=True).first()
+    if existing is not None:
+        return selectors.room_get(pk=existing), False
+    try:
+        with transaction.atomic():
+            room = Room.objects.create(name=f"{DIRECT_NAME_PREFIX}{key}", host=user, kind=RoomKind.DIRECT, direct_key=key)
+            Membership.objects.bulk_create([Membership(room=room, user_id=user_id) for user_id in {low, high}])
+            for user_id in {low, high}:
+                access.membership_changed(user_id=user_id, room_id=room.pk, role=Role.MEMBER)
+    except IntegrityError:  # the other user opened it at the same moment
+        return selectors.room_get(pk=Room.objects.get(direct_key=key).pk), False
+    return selectors.room_get(pk=room.pk), True
+
+
 def room_update(*, room: Room, user: User, name: str) -> Room:
-    """Rename a room (host only)."""
+    """Rename a room (owner only; never a direct room)."""
+    if room.kind == RoomKind.DIRECT:
+        raise DirectRoomRefused()
     if room.host_id != user.pk:
         raise NotRoomHost()
     try:
@@ -58,33 +96,189 @@ def room_update(*, room: Room, user: User, name: str) -> Room:
 
 
 def room_delete(*, room: Room, user: User) -> None:
-    """Delete a room and its messages (host only)."""
+    """Delete a room and its messages (owner only; never a direct room); every subscription to it ends."""
+    if room.kind == RoomKind.DIRECT:
+        raise DirectRoomRefused()
     if room.host_id != user.pk:
         raise NotRoomHost()
-    with room_deletion(room.pk):
-        room.delete()
+    with transaction.atomic():
+        access.room_ended(room_id=room.pk)
+        with room_deletion(room.pk):
+            room.delete()
 
 
 def room_join(*, room_id: int, user: User) -> None:
-    """Make the user a member of the room (idempotent)."""
-    selectors.room_assert_exists(pk=room_id)
+    """Make the user a member of a room they can see (idempotent); banned users get 403."""
     try:
-        _add_member(room_id=room_id, user=user)
+        with transaction.atomic():
+            _join(room_id=room_id, user=user)
     except IntegrityError as exc:  # the room was deleted meanwhile
         raise RoomNotFound() from exc
 
 
-def _add_member(*, room_id: int, user: User) -> None:
-    # One INSERT ... ON CONFLICT DO NOTHING, where get_or_create takes three round trips.
-    Room.members.through.objects.bulk_create([Room.members.through(room_id=room_id, user_id=user.pk)], ignore_conflicts=True)
+def _join(*, room_id: int, user: User) -> "selectors.JoinState":
+    """Membership for a joiner, checked in one query; returns what that query found."""
+    state = selectors.room_for_joining(room_id=room_id, user_id=user.pk)
+    if state is None or (state["kind"] != RoomKind.PUBLIC and not state["is_member"]):
+        raise RoomNotFound()
+    if state["is_member"]:
+        return state
+    if state["is_banned"]:
+        raise Banned()
+    _add_member(room_id=room_id, user_id=user.pk)  # callers turn an IntegrityError (room gone) into RoomNotFound
+    access.membership_changed(user_id=user.pk, room_id=room_id, role=Role.MEMBER)
+    return state
+
+
+def _add_member(*, room_id: int, user_id: int, role: str = Role.MEMBER) -> None:
+    # One INSERT ... ON CONFLICT DO NOTHING, where get_or_create takes three round trips; history
+    # from before joining is read already (§6), taken from the room in the same statement.
+    last_seq = Subquery(Room.objects.filter(pk=room_id).order_by().values("last_seq")[:1])
+    Membership.objects.bulk_create([Membership(room_id=room_id, user_id=user_id, role=role, last_read_seq=last_seq)], ignore_conflicts=True)
+
+
+def _check_leave(*, room_id: int, user: User) -> None:
+    """Raise unless the user may leave: a room they can see, not direct, not its owner."""
+    state = selectors.room_for_joining(room_id=room_id, user_id=user.pk)
+    if state is None or (state["kind"] != RoomKind.PUBLIC and not state["is_member"]):
+        raise RoomNotFound()
+    if state["kind"] == RoomKind.DIRECT:
+        raise DirectRoomRefused()
+    if state["host_id"] == user.pk:
+        raise OwnerCannotLeave()
 
 
 def room_leave(*, room_id: int, user: User) -> None:
-    """End the user's membership of the room."""
-    selectors.room_assert_exists(pk=room_id)
-    deleted, _ = Room.members.through.objects.filter(room_id=room_id, user_id=user.pk).delete()
-    if not deleted:
-        raise NotRoomMember()
+    """End the user's membership of the room (never its owner's, never of a direct room)."""
+    _check_leave(room_id=room_id, user=user)
+    with transaction.atomic():
+        deleted, _ = Membership.objects.filter(room_id=room_id, user_id=user.pk).delete()
+        if not deleted:
+            raise NotRoomMember()
+        kind = Room.objects.filter(pk=room_id).values_list("kind", flat=True).first()
+        access.membership_changed(user_id=user.pk, room_id=room_id, role=None, reason="left", visible=kind == RoomKind.PUBLIC)
+
+
+# --- moderation (api_docs/PROTOCOL.md §5) ------------------------------------------------------------
+
+
+def _moderated_room(*, room_id: int, actor: User) -> tuple[Room, Membership]:
+    """The room and the actor's membership, if the actor may moderate it (owner or moderator of a non-direct room)."""
+    room = selectors.rooms_visible_to(user=actor).filter(pk=room_id).first()
+    if room is None:
+        raise RoomNotFound()
+    if room.kind == RoomKind.DIRECT:
+        raise DirectRoomRefused()
+    membership = Membership.objects.filter(room_id=room_id, user_id=actor.pk).first()
+    if membership is None or membership.role == Role.MEMBER:
+        raise NotRoomModerator()
+    return room, membership
+
+
+def _check_reach(*, room: Room, actor: Membership, target_id: int, target_role: str | None) -> None:
+    """Nobody moderates themselves or the owner; a moderator moderates plain members (and non-members) only."""
+    if target_id == actor.user_id or target_id == room.host_id or target_role == Role.OWNER:
+        raise CannotModerate()
+    if actor.role == Role.MODERATOR and target_role == Role.MODERATOR:
+        raise CannotModerate("A moderator may only moderate plain members.")
+
+
+def member_add(*, room_id: int, actor: User, user: User) -> tuple[Membership, bool]:
+    """Add a user to a public or private room (owner or moderator); returns the membership and whether it is new."""
+    with transaction.atomic():
+        _moderated_room(room_id=room_id, actor=actor)
+        existing = selectors.membership_get(room_id=room_id, user_id=user.pk)
+        if existing is not None:
+            return existing, False
+        if selectors.is_banned(room_id=room_id, user_id=user.pk):
+            raise UserBanned()
+        _add_member(room_id=room_id, user_id=user.pk)
+        access.membership_changed(user_id=user.pk, room_id=room_id, role=Role.MEMBER)
+        membership = selectors.membership_get(room_id=room_id, user_id=user.pk)
+    assert membership is not None
+    return membership, True
+
+
+def _end_membership(*, room: Room, user_id: int, reason: str) -> bool:
+    """Delete the membership and the user's presence in the room; tell their connections. True if they were a member."""
+    deleted, _ = Membership.objects.filter(room_id=room.pk, user_id=user_id).delete()
+    present = Presence.objects.filter(room_id=room.pk, connection__user_id=user_id)
+    Presence.objects.filter(pk__in=list(present.values_list("pk", flat=True))).delete()
+    if deleted or reason == "banned":
+        access.membership_changed(user_id=user_id, room_id=room.pk, role=None, reason=reason, visible=room.kind == RoomKind.PUBLIC)
+    return bool(deleted)
+
+
+def member_remove(*, room_id: int, actor: User, user_id: int) -> None:
+    """Remove a member (the owner, or a moderator removing a plain member); their presence and private subscriptions end."""
+    with transaction.atomic():
+        room, actor_membership = _moderated_room(room_id=room_id, actor=actor)
+        target = Membership.objects.select_for_update().filter(room_id=room_id, user_id=user_id).first()
+        _check_reach(room=room, actor=actor_membership, target_id=user_id, target_role=target.role if target else None)
+        if target is None:
+            raise MemberNotFound()
+        _end_membership(room=room, user_id=user_id, reason="removed")
+
+
+def member_ban(*, room_id: int, actor: User, user_id: int) -> None:
+    """Ban a user (as member_remove; a non-member may be banned too): removed, and refused join, add and posting until unbanned."""
+    with transaction.atomic():
+        room, actor_membership = _moderated_room(room_id=room_id, actor=actor)
+        target = Membership.objects.select_for_update().filter(room_id=room_id, user_id=user_id).first()
+        _check_reach(room=room, actor=actor_membership, target_id=user_id, target_role=target.role if target else None)
+        Ban.objects.bulk_create([Ban(room_id=room_id, user_id=user_id)], ignore_conflicts=True)
+        _end_membership(room=room, user_id=user_id, reason="banned")
+
+
+def member_unban(*, room_id: int, actor: User, user_id: int) -> None:
+    """Lift a ban (owner or moderator; idempotent)."""
+    with transaction.atomic():
+        room, actor_membership = _moderated_room(room_id=room_id, actor=actor)
+        target_role = Membership.objects.filter(room_id=room_id, user_id=user_id).values_list("role", flat=True).first()
+        _check_reach(room=room, actor=actor_membership, target_id=user_id, target_role=target_role)
+        Ban.objects.filter(room_id=room_id, user_id=user_id).delete()
+
+
+def member_set_role(*, room_id: int, actor: User, user_id: int, role: str) -> Membership:
+    """Make a member a moderator or a plain member again (owner only)."""
+    with transaction.atomic():
+        room, actor_membership = _moderated_room(room_id=room_id, actor=actor)
+        if actor_membership.role != Role.OWNER:
+            raise NotRoomHost("Only the room's owner may change roles.")
+        target = Membership.objects.select_for_update().select_related("user").filter(room_id=room_id, user_id=user_id).first()
+        _check_reach(room=room, actor=actor_membership, target_id=user_id, target_role=target.role if target else None)
+        if target is None:
+            raise MemberNotFound()
+        if target.role != role:
+            target.role = role
+            target.save(update_fields=["role"])
+            access.membership_changed(user_id=user_id, room_id=room_id, role=role)
+    return target
+
+
+# --- read state (api_docs/PROTOCOL.md §6) -------------------------------------------------------------
+
+
+def room_mark_read(*, room_id: int, user: User, seq: int) -> tuple[int, int]:
+    """Move the user's last_read_seq forward to seq (capped at the room's last seq); returns it and the unread count."""
+    with transaction.atomic():
+        selectors.room_assert_visible(user=user, pk=room_id)
+        membership = Membership.objects.select_for_update().select_related("room").filter(room_id=room_id, user_id=user.pk).first()
+        if membership is None:
+            raise NotRoomMember()
+        room_last = Room.objects.filter(pk=room_id).values("last_seq")
+        moved = Membership.objects.filter(pk=membership.pk, last_read_seq__lt=Least(seq, Subquery(room_last))).update(
+            last_read_seq=Greatest("last_read_seq", Least(seq, Subquery(room_last)))
+        )
+        last_read_seq = Membership.objects.filter(pk=membership.pk).values_list("last_read_seq", flat=True).get()
+        if moved:
+            audience = [user.pk]
+            if membership.room.kind == RoomKind.DIRECT:
+                audience = selectors.room_member_ids(room_id=room_id)
+            access.read_moved(
+                user_ids=audience, room_id=room_id, reader={"id": user.pk, "username": user.username}, last_read_seq=last_read_seq
+            )
+    return last_read_seq, selectors.unread_count(room_id=room_id, user_id=user.pk, after_seq=last_read_seq)
 
 
 def message_create(*, room_id: int, author: User, text: str, client_id: str | None = None) -> tuple[Message, bool]:
@@ -114,7 +308,7 @@ def _message_append(*, room_id: int, author: User, text: str, client_id: str | N
     # observers warn about savepoints, so it goes without.
     with transaction.atomic(savepoint=as_member):
         room = selectors.room_for_posting(room_id=room_id, user_id=author.pk)
-        if room is None:
+        if room is None or (as_member and not room.is_member and room.kind != RoomKind.PUBLIC):
             raise RoomNotFound()
         if client_id is not None:
             # A query of its own, after the lock: a subquery of the locking statement would
@@ -124,14 +318,32 @@ def _message_append(*, room_id: int, author: User, text: str, client_id: str | N
                 return existing, False
         if as_member:
             if not room.is_member:
-                raise NotRoomMember()
+                raise Banned() if selectors.is_banned(room_id=room_id, user_id=author.pk) else NotRoomMember()
             message_rate_limit_check(user_id=author.pk)  # raises before anything is written
         room.last_seq += 1
-        # update(), not save(): a new seq is not a room change its observers should announce.
-        Room.objects.filter(pk=room_id).update(last_seq=room.last_seq)
+        _advance_seq(room_id=room_id, author_id=author.pk, seq=room.last_seq)
         message = Message.objects.create(room_id=room_id, seq=room.last_seq, user=author, text=text, client_id=client_id)
         transaction.on_commit(metrics.message_created)
     return message, True
+
+
+def _advance_seq(*, room_id: int, author_id: int, seq: int) -> None:
+    """Store the room's new last seq and move its author's last_read_seq to it (§6: your own post is read)."""
+    # update(), not save(): a new seq is not a room change its observers should announce.
+    # On PostgreSQL both in one statement, so a post still costs four round trips.
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_ADVANCE_SEQ_SQL, [seq, room_id, author_id, seq, seq, room_id])
+        return
+    Membership.objects.filter(room_id=room_id, user_id=author_id, last_read_seq__lt=seq).update(last_read_seq=seq)
+    Room.objects.filter(pk=room_id).update(last_seq=seq)
+
+
+_ADVANCE_SEQ_SQL = (
+    f"WITH read AS (UPDATE {Membership._meta.db_table} SET last_read_seq = %s"
+    " WHERE room_id = %s AND user_id = %s AND last_read_seq < %s RETURNING 1)"
+    f" UPDATE {Room._meta.db_table} SET last_seq = %s WHERE id = %s"
+)
 
 
 def message_update(*, message: Message, user: User, text: str) -> Message:
@@ -146,9 +358,11 @@ def message_update(*, message: Message, user: User, text: str) -> Message:
 
 
 def message_delete(*, message: Message, user: User) -> None:
-    """Delete a message (its author or the room's host); its seq stays a hole."""
+    """Delete a message (its author, the room's owner or a moderator); its seq stays a hole."""
     if message.user_id != user.pk and message.room.host_id != user.pk:
-        raise NotMessageAuthor("Only the message's author or the room's host may delete it.")
+        role = Membership.objects.filter(room_id=message.room_id, user_id=user.pk).values_list("role", flat=True).first()
+        if role != Role.MODERATOR:
+            raise NotMessageAuthor("Only the message's author, the room's owner or a moderator may delete it.")
     message.delete()
 
 
@@ -263,34 +477,21 @@ def connection_sweep() -> tuple[list[int], list[int]]:
 
 
 def presence_enter(*, channel_name: str, room_id: int, user: User) -> bool:
-    """Join the room as a member and be present on this connection; True when the set of present users changed."""
-    if connection.vendor == "postgresql":
-        try:
-            was_present = _insert_and_check(
-                f"INSERT INTO {_MEMBERS} (room_id, user_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                [room_id, user.pk],
-                f"SELECT 1 FROM {_PRESENCES} p JOIN {_CONNECTIONS} c ON c.channel_name = p.connection_id"
-                " WHERE p.room_id = %s AND c.user_id = %s AND c.seen_at >= %s",
-                [room_id, user.pk, selectors.live_connection_cutoff()],
-                f"INSERT INTO {_PRESENCES} (connection_id, room_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                [channel_name, room_id],
-            )
-        except IntegrityError as exc:  # a foreign key to a room that does not exist
-            raise RoomNotFound() from exc
-        return not was_present
-    # One transaction, one commit: a crowd joining a room is bound by these round trips.
+    """Join a room the user can see as a member and be present on this connection; True when the set of present users changed."""
+    # One transaction, one commit: a crowd joining a room is bound by these round trips
+    # (a state query, the membership insert for newcomers only, the presence insert).
     try:
         with transaction.atomic():
-            _add_member(room_id=room_id, user=user)
-            was_present = bool(selectors.present_pairs(room_ids=[room_id], user_ids=[user.pk]))
+            state = _join(room_id=room_id, user=user)
             Presence.objects.bulk_create([Presence(connection_id=channel_name, room_id=room_id)], ignore_conflicts=True)
     except IntegrityError as exc:  # a foreign key to a room that does not exist (checked at the latest on commit)
         raise RoomNotFound() from exc
-    return not was_present
+    return not state["is_present"]
 
 
 def presence_leave(*, channel_name: str, room_id: int, user: User) -> bool:
     """End this connection's presence and the user's membership; True when the set of present users changed."""
+    _check_leave(room_id=room_id, user=user)  # a refused leave changes nothing, presence included
     deleted, _ = Presence.objects.filter(connection_id=channel_name, room_id=room_id).delete()
     try:
         room_leave(room_id=room_id, user=user)
@@ -304,7 +505,11 @@ _CONNECTIONS = Connection._meta.db_table
 
 
 def _count_and_insert_connection(*, channel_name: str, user: User, server_id: str, max_per_user: int | None) -> int:
-    """PostgreSQL: the user's live connections before this one, and this one recorded unless that reaches the cap, in one statement."""
+    """PostgreSQL: the user's live connections before this one, and this one recorded unless that reaches the cap, in one statement.
+
+    The count and the insert share the statement's snapshot, as the ORM's count-then-create
+    (two round trips) would see it without a concurrent connection of the same user.
+    """
     with connection.cursor() as cursor:
         cursor.execute(
             f"WITH live AS (SELECT count(*) AS n FROM {_CONNECTIONS} WHERE user_id = %s AND seen_at >= %s),"
@@ -315,22 +520,3 @@ def _count_and_insert_connection(*, channel_name: str, user: User, server_id: st
         )
         row = cursor.fetchone()
     return int(row[0]) if row else 0
-
-
-_PRESENCES = Presence._meta.db_table
-_MEMBERS = Room.members.through._meta.db_table
-
-
-def _insert_and_check(insert: str, insert_params: list[Any], check: str, check_params: list[Any], *more: Any) -> bool:
-    """PostgreSQL: run the inserts and tell whether `check` found a row before them, in one statement (one round trip).
-
-    The statement's data-modifying CTEs and its SELECT share one snapshot, so the check
-    sees the state before the inserts, as a check run first would; in autocommit the
-    statement is its own transaction, and a deferred foreign key fails at its end.
-    """
-    inserts, params = [insert, *more[::2]], [insert_params, *more[1::2]]
-    ctes = ", ".join(f"i{n} AS ({sql})" for n, sql in enumerate(inserts))
-    with connection.cursor() as cursor:
-        cursor.execute(f"WITH {ctes} SELECT EXISTS ({check})", [p for group in params for p in group] + check_params)
-        row = cursor.fetchone()
-    return bool(row and row[0])

@@ -58,24 +58,8 @@ class LocalFanout:
             self._forget(group, member)
             raise
 
-    def add_local(self, group: str, member: Member) -> None:
-        """Be a member of a group no process joins on the layer: its events come through groups.PROCESSES_GROUP."""
-        self.members.setdefault(group, {})[member] = None
-
-    async def join_for_process(self, group: str) -> None:
-        """Join a group for as long as this process runs, whoever its members (see add_local)."""
-        if group not in self.joined:
-            self.joined[group] = asyncio.ensure_future(self._join(group))
-        try:
-            await asyncio.shield(self.joined[group])
-        except BaseException:
-            if self.joined.get(group) is not None and self.joined[group].done():
-                del self.joined[group]  # failed: the next caller tries again
-            raise
-
     async def discard(self, group: str, member: Member) -> None:
-        joined = group in self.joined  # a local group (add_local) was never joined on the layer
-        if self._forget(group, member) and joined and self.channel is not None:
+        if self._forget(group, member) and self.channel is not None:
             await self.layer.group_discard(group, self.channel)
 
     def _forget(self, group: str, member: Member) -> bool:
@@ -122,7 +106,7 @@ class LocalFanout:
                 listener(message)
             except Exception:
                 logger.exception("the process's listener of %s failed", message["type"])
-        members = self.members.get(message.get("local_group") or message.get("group", ""))
+        members = self.members.get(message.get("group", ""))
         if not members:
             return
         handler_name = get_handler_name(message)

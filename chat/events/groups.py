@@ -8,18 +8,45 @@ PRESENCE_EVENT = "room.presence"
 TYPING_EVENT = "room.typing"
 USER_STATUS_EVENT = "users.status"
 AUTH_REVOKED_EVENT = "auth.revoked"
-EVENT_TYPES = frozenset({MESSAGE_EVENT, ROOM_EVENT, PRESENCE_EVENT, TYPING_EVENT, USER_STATUS_EVENT, AUTH_REVOKED_EVENT})
+MEMBERSHIP_EVENT = "user.membership"  # the user's role in a room changed, or they lost it (chat.events.access)
+READ_EVENT = "user.read"  # the user (or, in a direct room, the other member) read a room up to a seq
+ROOM_ENDED_EVENT = "room.ended"  # a room was deleted: its message subscriptions and inbox entries end
+EVENT_TYPES = frozenset(
+    {
+        MESSAGE_EVENT,
+        ROOM_EVENT,
+        PRESENCE_EVENT,
+        TYPING_EVENT,
+        USER_STATUS_EVENT,
+        AUTH_REVOKED_EVENT,
+        MEMBERSHIP_EVENT,
+        READ_EVENT,
+        ROOM_ENDED_EVENT,
+    }
+)
 
 # The `action` of each push frame a client can receive (api_docs/PROTOCOL.md §2), also the
 # label values of the events-sent metric.
 PUSH_CREATE, PUSH_UPDATE, PUSH_DELETE = "create", "update", "delete"
 PUSH_PRESENCE, PUSH_TYPING, PUSH_USER_STATUS = "presence", "typing", "user_status"
-PUSH_ACTIONS = frozenset({PUSH_CREATE, PUSH_UPDATE, PUSH_DELETE, PUSH_PRESENCE, PUSH_TYPING, PUSH_USER_STATUS})
+# Version 2 (§5-§6): the inbox's pushes, and the end of a subscription that lost its access.
+PUSH_ROOM_MESSAGE, PUSH_MEMBERSHIP, PUSH_READ, PUSH_SUBSCRIPTION_ENDED = "room_message", "membership", "read", "subscription_ended"
+PUSH_ACTIONS = frozenset(
+    {
+        PUSH_CREATE,
+        PUSH_UPDATE,
+        PUSH_DELETE,
+        PUSH_PRESENCE,
+        PUSH_TYPING,
+        PUSH_USER_STATUS,
+        PUSH_ROOM_MESSAGE,
+        PUSH_MEMBERSHIP,
+        PUSH_READ,
+        PUSH_SUBSCRIPTION_ENDED,
+    }
+)
 
 ONLINE_USERS_GROUP = "chat.online-users"
-# Every process joins this one group once; its events name the local group they are for
-# ("local_group", e.g. user_group(...)), which no process joins on the layer.
-PROCESSES_GROUP = "chat.processes"
 
 
 def room_group(room_id: int) -> str:
@@ -28,12 +55,12 @@ def room_group(room_id: int) -> str:
 
 
 def user_group(user_id: int) -> str:
-    """Every connection of one user in a process (a local group, reached through PROCESSES_GROUP): revocation of its credentials."""
+    """Every connection of one user: revocation of its credentials, membership and read-state changes."""
     return f"chat.user.{user_id}"
 
 
 def room_messages_group(room_id: int) -> str:
-    """Subscribers to a room's messages: the message observer's events."""
+    """Subscribers to a room's messages and inboxes holding the room: the message observer's events, and room.ended."""
     return f"chat.messages.{room_id}"
 
 

@@ -188,10 +188,7 @@ async def push_user_status(users: list[dict[str, Any]], online: bool) -> None:
 
 async def push_credentials_revoked(user_id: int, token_key: str | None) -> None:
     """Close the user's connections that used this token (all of them when token_key is None)."""
-    # To every process, which hands it to that user's connections: one layer group for all
-    # users, not a layer subscription per connection (memory per idle connection, issue 16).
-    message = {"type": groups.AUTH_REVOKED_EVENT, "token": token_key, "local_group": groups.user_group(user_id)}
-    await _group_send(groups.PROCESSES_GROUP, message)
+    await _group_send(groups.user_group(user_id), {"type": groups.AUTH_REVOKED_EVENT, "token": token_key})
 
 
 @db_thread

@@ -11,5 +11,6 @@ urlpatterns = [
     path("auth/register/", views.RegisterView.as_view(), name="register"),
     path("auth/token/", views.TokenView.as_view(), name="token"),
     path("users/me/", views.MeView.as_view(), name="me"),
+    path("users/me/rooms/", views.MyRoomsView.as_view(), name="my-rooms"),
     path("", include(router.urls)),
 ]

@@ -15,10 +15,16 @@ from rest_framework.response import Response
 
 from chat.core import operations, selectors, services
 from chat.core.serializers import (
+    InboxEntrySerializer,
+    MarkReadParamsSerializer,
+    MemberSerializer,
     MessageSerializer,
+    PageParamsSerializer,
     PkParamSerializer,
     RegisterSerializer,
+    RoleParamSerializer,
     RoomSerializer,
+    UserIdParamSerializer,
     UserSerializer,
     validate,
 )
@@ -73,15 +79,19 @@ class RoomViewSet(viewsets.GenericViewSet):
     queryset = Room.objects.none()
 
     def get_object(self) -> Any:
-        pk = validate(PkParamSerializer, {"pk": self.kwargs["pk"]})["pk"]
-        return selectors.room_get(pk=pk)
+        return selectors.access_room(user=_user(self.request), pk=self._room_id())
+
+    def _room_id(self) -> int:
+        return validate(PkParamSerializer, {"pk": self.kwargs["pk"]})["pk"]
+
+    def _user_id(self, user_id: str) -> int:
+        return validate(UserIdParamSerializer, {"user_id": user_id})["user_id"].pk
 
     def list(self, request: Request) -> Response:
-        return Response(operations.room_list_page(params=request.query_params))
+        return Response(operations.room_list_page(user=_user(request), params=request.query_params))
 
     def create(self, request: Request) -> Response:
-        data = validate(RoomSerializer, request.data)
-        room = services.room_create(host=_user(request), name=data["name"])
+        room = services.room_create(host=_user(request), **validate(RoomSerializer, request.data))
         return Response(RoomSerializer(room).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, pk: str) -> Response:
@@ -109,12 +119,69 @@ class RoomViewSet(viewsets.GenericViewSet):
     def messages(self, request: Request, pk: str) -> Response:
         room_id = validate(PkParamSerializer, {"pk": pk})["pk"]
         if request.method == "GET":
-            return Response(operations.message_history_page(room_id=room_id, params=request.query_params))
+            return Response(operations.message_history_page(user=_user(request), room_id=room_id, params=request.query_params))
         data = validate(MessageSerializer, request.data)
         message, created = services.message_create(
             room_id=room_id, author=_user(request), text=data["text"], client_id=data.get("client_id")
         )
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @action(detail=False, methods=["post"])
+    def direct(self, request: Request) -> Response:
+        """Open the direct room with a user (§5 open_direct): 201 created, 200 if it existed."""
+        other = validate(UserIdParamSerializer, request.data)["user_id"]
+        room, created = services.direct_open(user=_user(request), other=other)
+        return Response(RoomSerializer(room).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @action(detail=True, methods=["get", "post"], serializer_class=MemberSerializer)
+    def members(self, request: Request, pk: str) -> Response:
+        """List the room's members (§5 list_members), or add one (add_member)."""
+        room_id = self._room_id()
+        if request.method == "GET":
+            selectors.room_assert_visible(user=_user(request), pk=room_id)
+            members, count = selectors.member_list(room_id=room_id, **validate(PageParamsSerializer, request.query_params))
+            return Response({"results": MemberSerializer(members, many=True).data, "count": count})
+        user = validate(UserIdParamSerializer, request.data)["user_id"]
+        membership, created = services.member_add(room_id=room_id, actor=_user(request), user=user)
+        return Response(MemberSerializer(membership).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @action(detail=True, methods=["patch", "delete"], url_path=r"members/(?P<user_id>[^/.]+)", serializer_class=MemberSerializer)
+    def member(self, request: Request, pk: str, user_id: str) -> Response:
+        """Change a member's role (§5 set_role), or remove them (remove_member)."""
+        room_id, target_id = self._room_id(), self._user_id(user_id)
+        if request.method == "PATCH":
+            role = validate(RoleParamSerializer, request.data)["role"]
+            membership = services.member_set_role(room_id=room_id, actor=_user(request), user_id=target_id, role=role)
+            return Response(MemberSerializer(membership).data)
+        services.member_remove(room_id=room_id, actor=_user(request), user_id=target_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @action(detail=True, methods=["post", "delete"], url_path=r"bans/(?P<user_id>[^/.]+)")
+    def ban(self, request: Request, pk: str, user_id: str) -> Response:
+        """Ban a user (§5 ban_member: 204), or lift the ban (unban_member: 200)."""
+        room_id, target_id = self._room_id(), self._user_id(user_id)
+        if request.method == "POST":
+            services.member_ban(room_id=room_id, actor=_user(request), user_id=target_id)
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        services.member_unban(room_id=room_id, actor=_user(request), user_id=target_id)
+        return Response(status=status.HTTP_200_OK)
+
+    @action(detail=True, methods=["post"])
+    def read(self, request: Request, pk: str) -> Response:
+        """Mark the room read up to a seq (§6 mark_read)."""
+        seq = validate(MarkReadParamsSerializer, request.data)["seq"]
+        last_read_seq, unread = services.room_mark_read(room_id=self._room_id(), user=_user(request), seq=seq)
+        return Response({"last_read_seq": last_read_seq, "unread_count": unread})
+
+
+class MyRoomsView(generics.GenericAPIView):
+    """The caller's inbox (§6 list_my_rooms): their rooms, newest message first, with read state."""
+
+    serializer_class = InboxEntrySerializer
+
+    def get(self, request: Request) -> Response:
+        entries, count = selectors.inbox(user=_user(request), **validate(PageParamsSerializer, request.query_params))
+        return Response({"results": InboxEntrySerializer(entries, many=True).data, "count": count})
 
 
 class MessageViewSet(viewsets.GenericViewSet):
@@ -127,7 +194,7 @@ class MessageViewSet(viewsets.GenericViewSet):
 
     def get_object(self) -> Any:
         pk = validate(PkParamSerializer, {"pk": self.kwargs["pk"]})["pk"]
-        return selectors.message_get(pk=pk)
+        return selectors.access_message(user=_user(self.request), pk=pk)
 
     def partial_update(self, request: Request, pk: str) -> Response:
         message = self.get_object()

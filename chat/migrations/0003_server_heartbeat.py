@@ -1,6 +1,6 @@
 """Issue 15: one heartbeat row per server process, and usernames unique ignoring case.
 
-Depends on 0001 for now; the lead re-points it after 0002_private_rooms at merge.
+Follows 0002_private_rooms (re-pointed when the two branches met).
 """
 
 import django.db.models.functions.text
@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("auth", "0012_alter_user_first_name_max_length"),
-        ("chat", "0001_initial"),
+        ("chat", "0002_private_rooms"),
     ]
 
     operations = [

@@ -1,6 +1,6 @@
 """Views of the built-in pages: they render templates; the live parts talk to /ws/chat/room/ from the browser."""
 
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -14,7 +14,7 @@ from django.views.generic.edit import FormView
 
 from chat.core import selectors, services
 from chat.core.serializers import MAX_PAGE_SIZE
-from chat.models import MESSAGE_MAX_LENGTH, ROOM_NAME_MAX_LENGTH
+from chat.models import MESSAGE_MAX_LENGTH, ROOM_NAME_MAX_LENGTH, User
 from chat.web.forms import SignupForm
 
 EMPTY_ROOM_NAME = "Type a room name."
@@ -60,7 +60,7 @@ def index(request: HttpRequest) -> HttpResponse:
         error = room_name_error(typed.strip())
         if error is None:
             return redirect("chat-room", name=typed.strip())
-    rooms, count = selectors.room_list(page_size=MAX_PAGE_SIZE)
+    rooms, count = selectors.room_list(user=cast(User, request.user), page_size=MAX_PAGE_SIZE)  # login_required
     context = {"rooms": rooms, "count": count, "typed": typed or "", "error": error}
     return render(request, "chat/index.html", context, status=400 if error else 200)
 
@@ -72,7 +72,9 @@ def room(request: HttpRequest, name: str) -> HttpResponse:
     if trimmed != name or room_name_error(trimmed):
         # The index page shows why a name is unusable, or forwards to the trimmed one.
         return redirect(f"{reverse('chat-index')}?{urlencode({'name': name})}")
-    context = {"room_name": name, "max_length": MESSAGE_MAX_LENGTH}
+    # For the members panel's "add by username" (the API takes user ids).
+    user_ids = {user.username: user.pk for user in selectors.user_list()}
+    context = {"room_name": name, "max_length": MESSAGE_MAX_LENGTH, "user_ids": user_ids}
     return render(request, "chat/room.html", context)
 
 

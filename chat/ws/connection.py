@@ -14,7 +14,6 @@ from chat.core import services
 from chat.core.db import db_thread
 from chat.core.serializers import UserSerializer
 from chat.events import groups, realtime
-from chat.events.fanout import local_fanout
 from chat.ws import handshake
 from chat.ws.protocol import CLOSE_AUTH_REVOKED, ProtocolConsumer
 from chat.ws.streams import MessageStream
@@ -44,11 +43,7 @@ class ChatConnection(ProtocolConsumer):
             server_id=realtime.SERVER_ID,
             max_per_user=int(settings.CHAT_MAX_CONNECTIONS_PER_USER),
         )
-        fanout = local_fanout()
-        await fanout.join_for_process(groups.PROCESSES_GROUP)
-        # A local group: websocket_disconnect leaves it with the others (self.groups).
-        self.groups.add(groups.user_group(self.user.pk))
-        fanout.add_local(groups.user_group(self.user.pk), self)
+        await self.add_group(groups.user_group(self.user.pk))
 
     async def abort_session(self, exc: Exception) -> None:
         await super().abort_session(exc)

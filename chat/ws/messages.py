@@ -43,19 +43,19 @@ class MessagesMixin(ConsumerMixin):
 
     @db_action()
     def update_message(self, **params: Any) -> Status:
-        message = selectors.message_get(**validate(PkParamSerializer, params))
+        message = selectors.access_message(user=self.user, **validate(PkParamSerializer, params))
         text = validate(MessageParamsSerializer, params)["message"]
         return MessageSerializer(services.message_update(message=message, user=self.user, text=text)).data, 200
 
     @db_action()
     def delete_message(self, **params: Any) -> Status:
-        services.message_delete(message=selectors.message_get(**validate(PkParamSerializer, params)), user=self.user)
+        services.message_delete(message=selectors.access_message(user=self.user, **validate(PkParamSerializer, params)), user=self.user)
         return None, 204
 
     @db_action()
     def list_messages(self, **params: Any) -> Status:
         room_id = validate(PkParamSerializer, params)["pk"]
-        return operations.message_history_page(room_id=room_id, params=params), 200
+        return operations.message_history_page(user=self.user, room_id=room_id, params=params), 200
 
     # --- message stream ------------------------------------------------------------------
 
@@ -81,7 +81,7 @@ class MessagesMixin(ConsumerMixin):
         self.message_streams[key] = stream
         try:
             await message_observer.subscribe(self, room_id=room_id, request_id=request_id)
-            last_seq = await db_thread(selectors.room_last_seq)(room_id=room_id)
+            last_seq = await db_thread(selectors.room_last_seq)(room_id=room_id, user=self.user)
         except Exception:
             await self._unsubscribe_messages(room_id, request_id)
             raise

@@ -35,13 +35,10 @@ class PresenceMixin(ConsumerMixin):
     async def join_room(self, **params: Any) -> Status:
         room_id = validate(PkParamSerializer, params)["pk"]
         limits.check_join(self, room_id)
-        # Join the audience first, so this connection also gets the presence push it causes.
+        # Only once the room is known to be visible to the caller does it join its audience; the
+        # presence push this join causes is sent by this process after that (realtime.push_presence).
+        changed, room = await _enter_room(self.channel_name, room_id, self.user)
         await self.add_group(groups.room_group(room_id))
-        try:
-            changed, room = await _enter_room(self.channel_name, room_id, self.user)
-        except Exception:
-            await self.sync_room_group(room_id)
-            raise
         self.present_rooms[room_id] = None
         self.last_joined_room = room_id
         await realtime.presence_joined(room_id, self.user, changed)
@@ -67,7 +64,7 @@ class PresenceMixin(ConsumerMixin):
     async def typing(self, **params: Any) -> Status:
         room_id = validate(PkParamSerializer, params)["pk"]
         if room_id not in self.present_rooms:
-            await db_thread(selectors.room_assert_exists)(pk=room_id)
+            await db_thread(selectors.room_assert_visible)(user=self.user, pk=room_id)
             raise NotPresent()
         if await limits.typing_push_allowed(user_id=self.user.pk, room_id=room_id):
             await realtime.push_typing(room_id, self.user)

@@ -20,15 +20,17 @@ class RoomsMixin(ConsumerMixin):
 
     @db_action(name="list")  # not `def list`: that would shadow the builtin in this class body
     def list_rooms(self, **params: Any) -> Status:
-        return operations.room_list_page(params=multiplex.params_with_data(params)), 200
+        return operations.room_list_page(user=self.user, params=multiplex.params_with_data(params)), 200
 
     @db_action()
     def retrieve(self, **params: Any) -> Status:
-        return RoomSerializer(selectors.room_get(**validate(PkParamSerializer, multiplex.params_with_data(params)))).data, 200
+        return RoomSerializer(
+            selectors.access_room(user=self.user, **validate(PkParamSerializer, multiplex.params_with_data(params)))
+        ).data, 200
 
     @db_action()
     def create(self, data: Any = None, **params: Any) -> Status:
-        room = services.room_create(host=self.user, name=validate(RoomSerializer, data)["name"])
+        room = services.room_create(host=self.user, **validate(RoomSerializer, data))
         return RoomSerializer(room).data, 201
 
     @db_action()
@@ -41,12 +43,12 @@ class RoomsMixin(ConsumerMixin):
         return self._update_room(data, params, partial=False)
 
     def _update_room(self, data: Any, params: dict[str, Any], *, partial: bool) -> Status:
-        room = selectors.room_get(**validate(PkParamSerializer, params))
+        room = selectors.access_room(user=self.user, **validate(PkParamSerializer, params))
         return operations.room_patch(room=room, user=self.user, data=data, partial=partial), 200
 
     @db_action()
     def delete(self, **params: Any) -> Status:
-        services.room_delete(room=selectors.room_get(**validate(PkParamSerializer, params)), user=self.user)
+        services.room_delete(room=selectors.access_room(user=self.user, **validate(PkParamSerializer, params)), user=self.user)
         return None, 204
 
     # --- room instance stream --------------------------------------------------------------
@@ -55,7 +57,7 @@ class RoomsMixin(ConsumerMixin):
     async def subscribe_instance(self, request_id: Any, **params: Any) -> Status:
         room_id = validate(PkParamSerializer, params)["pk"]
         limits.check_new_subscription(self, existing=(room_id, request_id) in self.instance_subscriptions)
-        await db_thread(selectors.room_assert_exists)(pk=room_id)
+        await db_thread(selectors.room_assert_visible)(user=self.user, pk=room_id)
         await room_observer.subscribe(self, room_id=room_id, request_id=request_id)
         self.instance_subscriptions[room_id, request_id] = multiplex.current_stream.get()
         return None, 200

@@ -11,7 +11,7 @@ from tests.factories import RoomFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
-ROOM_KEYS = {"pk", "name", "host", "current_users", "last_message", "created_at"}
+ROOM_KEYS = {"pk", "name", "host", "current_users", "last_message", "created_at", "kind", "member_count"}  # v2 adds kind, member_count
 USER_KEYS = {"id", "username"}
 
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.sync.client import ClientConnection, connect
 
-from chat.models import Message, Room
+from chat.models import Membership, Message, Room
 from tests.live import LiveServer, create_room, register_user, run_servers
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -66,7 +66,7 @@ def server(django_db_setup: None, django_db_blocker: Any) -> Iterator[LiveServer
 
 
 def counts() -> tuple[int, int, int]:
-    return Room.objects.count(), Message.objects.count(), Room.members.through.objects.count()
+    return Room.objects.count(), Message.objects.count(), Membership.objects.count()
 
 
 def response_to(connection: ClientConnection) -> dict[str, Any]:

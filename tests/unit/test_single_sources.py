@@ -67,7 +67,8 @@ def test_field_limits_in_the_openapi_come_from_the_models_and_serializers() -> N
     assert components["Message"]["properties"]["text"]["maxLength"] == MESSAGE_MAX_LENGTH
     assert components["MessageCreateRequest"]["properties"]["text"]["maxLength"] == MESSAGE_MAX_LENGTH
     assert components["MessageCreateRequest"]["properties"]["client_id"]["maxLength"] == CLIENT_ID_MAX_LENGTH
-    assert components["RoomNameRequest"]["properties"]["name"]["maxLength"] == ROOM_NAME_MAX_LENGTH
+    assert components["RoomCreateRequest"]["properties"]["name"]["maxLength"] == ROOM_NAME_MAX_LENGTH
+    assert components["PatchedRoomNameRequest"]["properties"]["name"]["maxLength"] == ROOM_NAME_MAX_LENGTH
     assert components["CredentialsRequest"]["properties"]["username"]["maxLength"] == serializers.USERNAME_MAX_LENGTH
     assert components["CredentialsRequest"]["properties"]["password"]["maxLength"] == serializers.PASSWORD_MAX_LENGTH
     page_size = next(p for p in schema["paths"]["/api/rooms/"]["get"]["parameters"] if p["name"] == "page_size")

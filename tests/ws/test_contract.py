@@ -31,7 +31,16 @@ MESSAGE = {
     "created_at_formatted": "23-11-2026 09:20:00",
     "edited_at": None,
 }
-ROOM = {"pk": 7, "name": "lobby", "host": USER, "current_users": [USER], "last_message": MESSAGE, "created_at": "2026-11-23T09:00:00Z"}
+ROOM = {
+    "pk": 7,
+    "name": "lobby",
+    "host": USER,
+    "current_users": [USER],
+    "last_message": MESSAGE,
+    "created_at": "2026-11-23T09:00:00Z",
+    "kind": "public",
+    "member_count": 1,
+}
 
 
 def response(action: str, status: int = 200, data: Any = None, errors: list[Any] | None = None, request_id: Any = 1) -> dict[str, Any]:
@@ -224,6 +233,14 @@ async def test_every_action_and_push_of_a_real_session_matches_the_document() ->
             seen.add(frame["action"])
             return reply
 
+        async def ok_then(ws: ContractCommunicator, frame: dict[str, Any], status: int, push: str) -> None:
+            """A request, and the push it causes (which may arrive before or after its response)."""
+            reply, pushes = await _request(ws, frame)
+            assert reply["response_status"] == status, reply
+            seen.add(frame["action"])
+            if not any(received["action"] == push for received in pushes):
+                await _receive_push(ws, lambda received: received["action"] == push)
+
         await ok(b, {"action": "subscribe_to_online_users", "request_id": "online"})
         a = await _connect(alice_token)  # alice comes online: a user_status push for bob
         await ok(a, {"action": "list", "request_id": 1, "page_size": 5})
@@ -247,6 +264,25 @@ async def test_every_action_and_push_of_a_real_session_matches_the_document() ->
         # The push travels through the channel layer; unsubscribing before it arrives would (rightly) drop it.
         await _receive_push(b, lambda push: push["action"] == "delete" and push["data"].get("pk") == created["pk"])
         await ok(b, {"action": "unsubscribe_instance", "request_id": "inst", "pk": created["pk"]})
+        # Version 2 (§5-§6): private rooms, moderation, read state and the inbox's pushes.
+        await ok(b, {"action": "subscribe_to_my_rooms", "request_id": "inbox"})
+        private = (await ok(a, {"action": "create", "request_id": 30, "data": {"name": "contract-private", "kind": "private"}}, 201))[
+            "data"
+        ]
+        await ok(a, {"action": "add_member", "request_id": 31, "pk": private["pk"], "user_id": bob.pk}, 201)
+        await _receive_push(b, lambda push: push["action"] == "membership")
+        await ok(b, {"action": "subscribe_to_messages_in_room", "request_id": "priv", "pk": private["pk"]})
+        await ok(a, {"action": "list_members", "request_id": 32, "pk": private["pk"]})
+        await ok(a, {"action": "set_role", "request_id": 33, "pk": private["pk"], "user_id": bob.pk, "role": "moderator"})
+        await ok(a, {"action": "create_message", "request_id": 34, "room": private["pk"], "message": "secret"}, 201)
+        await _receive_push(b, lambda push: push["action"] == "room_message")
+        await ok_then(b, {"action": "mark_read", "request_id": 35, "pk": private["pk"], "seq": 1}, 200, "read")
+        await ok(b, {"action": "list_my_rooms", "request_id": 36})
+        await ok(a, {"action": "remove_member", "request_id": 37, "pk": private["pk"], "user_id": bob.pk}, 204)
+        await _receive_push(b, lambda push: push["action"] == "subscription_ended")
+        await ok(a, {"action": "ban_member", "request_id": 38, "pk": private["pk"], "user_id": bob.pk}, 204)
+        await ok(a, {"action": "unban_member", "request_id": 39, "pk": private["pk"], "user_id": bob.pk})
+        await ok(a, {"action": "open_direct", "request_id": 40, "user_id": bob.pk}, 201)
         assert seen == set(RoomConsumer.available_actions)
 
         # Errors, each checked against its action's error schema or the frame-error message.
@@ -280,6 +316,7 @@ async def test_every_action_and_push_of_a_real_session_matches_the_document() ->
         }
         assert {("create", "message"), ("update", "message"), ("delete", "message"), ("update", "room"), ("delete", "room")} <= kinds, kinds
         assert {"presence", "typing", "user_status"} <= {action for action, _ in kinds}, kinds
+        assert {"room_message", "membership", "read", "subscription_ended"} <= {action for action, _ in kinds}, kinds
     finally:
         if a is not None:
             await a.disconnect()

@@ -72,7 +72,7 @@ async def test_subscriptions_per_connection_are_capped_and_resubscribing_replace
 async def test_joined_rooms_per_connection_are_capped(settings: Any) -> None:
     settings.CHAT_MAX_ROOMS_PER_CONNECTION = 2
     user = await user_factory()
-    rooms = [await room_factory(host=user) for _ in range(3)]
+    rooms = [await room_factory() for _ in range(3)]  # hosted by others: an owner may not leave (§5)
     before = refusals("joined_rooms")
     async with connect(user) as client:
         for room in rooms[:2]:

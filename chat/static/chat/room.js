@@ -85,6 +85,9 @@
       await socket.call("subscribe_to_messages_in_room", { pk: roomPk, request_id: SUBSCRIPTION, after_seq: lastSeq });
       hideRoomError();
       setReady(true);
+      // The members panel (members.js) and the page title learn the room's kind and owner.
+      document.dispatchEvent(new CustomEvent("chat:room", { detail: room }));
+      markReadSoon();
       await flushOutbox();
     } catch (error) {
       if (error instanceof ChatDisconnected) return; // the next connection starts over
@@ -122,6 +125,26 @@
     page.results.filter((m) => m.seq <= knownUpTo).forEach(upsertMessage);
   }
 
+  // --- read state (api_docs/PROTOCOL.md §6): what this page shows is read ---------------------
+
+  let markedSeq = 0;
+  let markTimer = null;
+
+  function markReadSoon() {
+    clearTimeout(markTimer);
+    markTimer = setTimeout(() => {
+      if (!ready || document.visibilityState !== "visible" || lastSeq <= markedSeq) return;
+      const seq = lastSeq;
+      socket
+        .call("mark_read", { pk: roomPk, seq })
+        .then(() => {
+          markedSeq = Math.max(markedSeq, seq);
+        })
+        .catch(() => {}); // e.g. not a member (a public room only browsed): nothing to mark
+    }, 300);
+  }
+  document.addEventListener("visibilitychange", markReadSoon);
+
   function showRoomError(text) {
     roomError.textContent = text;
     roomError.classList.remove("d-none");
@@ -135,10 +158,19 @@
 
   function handlePush(frame) {
     if (frame.request_id === SUBSCRIPTION) {
+      if (frame.action === "subscription_ended") {
+        // Removed, banned, or the room was deleted: nothing more comes, and rejoining would fail.
+        setReady(false);
+        statusBadge.textContent = "Ended";
+        statusBadge.className = "badge text-bg-danger";
+        showRoomError(frame.reason === "room_deleted" ? "This room was deleted." : "You no longer have access to this room.");
+        return;
+      }
       if (frame.action === "create" || frame.action === "update") {
         const nearBottom = isNearBottom();
         upsertMessage(frame.data);
         if (nearBottom) scrollToBottom();
+        if (frame.action === "create") markReadSoon();
       } else if (frame.action === "delete") {
         removeMessage(frame.data.id !== undefined ? frame.data.id : frame.pk);
       }

@@ -23,6 +23,22 @@
     return entry;
   }
 
+  // Start (or reopen) the direct room with a user, then go to it.
+  listNode.addEventListener("click", async (event) => {
+    const button = event.target.closest(".dm-button");
+    if (!button) return;
+    button.disabled = true;
+    try {
+      const room = await socket.call("open_direct", { user_id: Number(button.dataset.userId) });
+      window.location.href = `/chat/${encodeURIComponent(room.name)}/`;
+    } catch (failure) {
+      const error = document.getElementById("users-error");
+      error.textContent = failure.message;
+      error.classList.remove("d-none");
+      button.disabled = false;
+    }
+  });
+
   function setOnline(entry, online) {
     const badge = entry.querySelector(".user-status");
     badge.dataset.online = online ? "true" : "false";
