@@ -24,10 +24,12 @@ from rest_framework import serializers
 from chat.core.serializers import (
     PASSWORD_MAX_LENGTH,
     USERNAME_MAX_LENGTH,
+    EmojiParamSerializer,
     InboxEntrySerializer,
     MarkReadParamsSerializer,
     MemberSerializer,
     MessageHistoryParamsSerializer,
+    MessageSearchQuerySerializer,
     MessageSerializer,
     PageParamsSerializer,
     ReadStateSerializer,
@@ -35,6 +37,7 @@ from chat.core.serializers import (
     RoomListParamsSerializer,
     RoomSerializer,
     UserIdParamSerializer,
+    UserSearchParamsSerializer,
     UserSerializer,
 )
 from chat.models import CLIENT_ID_MAX_LENGTH, MESSAGE_MAX_LENGTH, ROOM_NAME_MAX_LENGTH
@@ -89,6 +92,12 @@ MESSAGE_POST = inline_serializer(
             allow_null=True,
             help_text="Idempotency key: a repeat returns the first message (200) and stores nothing.",
         ),
+        "reply_to": serializers.IntegerField(
+            min_value=1,
+            required=False,
+            allow_null=True,
+            help_text="(v2) Reply to this message of the same room (else 400 naming `reply_to`).",
+        ),
     },
 )
 ROOM_CREATE = inline_serializer(
@@ -122,6 +131,11 @@ CREDENTIALS = inline_serializer(
     },
 )
 TOKEN = inline_serializer("Token", {"token": serializers.CharField()})
+SEARCH_PAGE = inline_serializer(
+    "SearchPage",
+    {"results": MessageSerializer(many=True, help_text="Newest first."), "has_more": serializers.BooleanField()},
+)
+USER_PAGE = inline_serializer("UserPage", {"results": UserSerializer(many=True), "count": serializers.IntegerField(min_value=0)})
 
 
 class RegisterViewSchema(OpenApiViewExtension):
@@ -328,6 +342,72 @@ class MessageViewSetSchema(OpenApiViewExtension):
                 summary="Delete a message (author, the room's owner or a moderator)",
                 responses={204: OpenApiResponse(description="Deleted."), **_errors(400, 401, 403, 404)},
             ),
+            reactions=[
+                extend_schema(
+                    methods=["POST"],
+                    summary="React to a message (members of its room; v2 add_reaction)",
+                    description="201 with the message when the reaction is new; 200 when you already had it (nothing "
+                    "changes). WebSocket stream subscribers get the message's `update` event; `edited_at` is unchanged. "
+                    "Shares the per-user message rate limit.",
+                    request=EmojiParamSerializer,
+                    responses={
+                        201: MessageSerializer,
+                        200: OpenApiResponse(MessageSerializer, description="You already had this reaction."),
+                        **_errors(400, 401, 403, 404, 429),
+                    },
+                ),
+                extend_schema(
+                    methods=["DELETE"],
+                    summary="Take back a reaction (v2 remove_reaction)",
+                    description="The emoji in the body, or as the `emoji` query parameter. 404 if you had no such reaction.",
+                    request=EmojiParamSerializer,
+                    parameters=[
+                        OpenApiParameter("emoji", str, required=False, description="The emoji, when the client cannot send a DELETE body.")
+                    ],
+                    responses={200: MessageSerializer, **_errors(400, 401, 403, 404, 429)},
+                ),
+            ],
+            search=extend_schema(
+                summary="Search the messages you can see (v2 search_messages)",
+                description="Every word of `q` must appear, in any order, ignoring case (and accents on PostgreSQL); "
+                "newest first. `room` limits it to one room (404 if you cannot see it); continue with `before_id` = "
+                "the last result's id while `has_more`.",
+                parameters=[MessageSearchQuerySerializer],
+                responses={200: SEARCH_PAGE, **_errors(400, 401, 404)},
+            ),
+        )(self.target)
+
+
+class LogoutViewSchema(OpenApiViewExtension):
+    """POST /api/auth/logout/."""
+
+    target_class = "chat.http.views.LogoutView"
+
+    def view_replacement(self) -> Any:
+        return extend_schema_view(
+            post=extend_schema(
+                summary="Log out: revoke the API token of this request",
+                description="The token stops working over HTTP, and every WebSocket connection opened with it is "
+                "closed with code 4401. With a browser session instead of a token, the session ends.",
+                request=None,
+                responses={204: OpenApiResponse(description="Revoked."), **_errors(401)},
+                tags=["auth"],
+            )
+        )(self.target)
+
+
+class UserListViewSchema(OpenApiViewExtension):
+    """GET /api/users/."""
+
+    target_class = "chat.http.views.UserListView"
+
+    def view_replacement(self) -> Any:
+        return extend_schema_view(
+            get=extend_schema(
+                summary="Find users by username prefix (any case), to open a direct room with",
+                parameters=[UserSearchParamsSerializer],
+                responses={200: USER_PAGE, **_errors(400, 401)},
+            )
         )(self.target)
 
 
@@ -345,6 +425,9 @@ STRICT_COMPONENTS = (
     "InboxEntry",
     "InboxPage",
     "ReadState",
+    "SearchPage",
+    "UserPage",
+    "Reaction",
 )
 
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 MESSAGE_MAX_LENGTH = 500
 ROOM_NAME_MAX_LENGTH = 255
 CLIENT_ID_MAX_LENGTH = 64
+EMOJI_MAX_LENGTH = 32
 
 
 class User(AbstractUser):
@@ -75,6 +76,12 @@ class Message(models.Model):
     client_id = models.CharField(max_length=CLIENT_ID_MAX_LENGTH, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     edited_at = models.DateTimeField(null=True, blank=True)
+    # A plain id, not a foreign key: a reply keeps pointing at its target after the target is deleted.
+    reply_to = models.PositiveBigIntegerField(null=True, blank=True)
+
+    # Set by the selectors that read a page of messages (one query for the whole page);
+    # MessageSerializer reads it, and only queries when it is missing.
+    reaction_summary: list[dict[str, Any]]
 
     class Meta:
         ordering = ["room", "seq"]
@@ -93,6 +100,25 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.room_id}#{self.seq}"
+
+
+class Reaction(models.Model):
+    """One user's emoji on one message."""
+
+    # No index of its own: the unique constraint's index starts with the message.
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reactions", db_index=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reactions")
+    emoji = models.CharField(max_length=EMOJI_MAX_LENGTH)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # Also the index behind reading the reactions of a page of messages.
+            models.UniqueConstraint(fields=["message", "user", "emoji"], name="reaction_message_user_emoji_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.message_id}:{self.emoji}:{self.user_id}"
 
 
 class Connection(models.Model):

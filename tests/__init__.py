@@ -4,7 +4,8 @@
 - tests/ws: the WebSocket API in-process through the full ASGI stack (tests.ws: the client helper).
 - tests/http: the HTTP API and pages through Django's and DRF's test clients.
 - tests/live: real server processes over the network, browsers (tests.live: the live-server harness).
-Shared by all: tests.factories (test data), tests.contract (AsyncAPI frame checker), conftest.py (fixtures).
+Shared by all: tests.factories (test data), tests.contract (AsyncAPI frame checker), conftest.py (fixtures),
+tests.social (HTTP calls from async tests, private rooms, query counting: §7-§8 tests).
 """
 
 from pathlib import Path

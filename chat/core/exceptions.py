@@ -20,6 +20,13 @@ class MessageNotFound(NotFound):
     default_code = "message_not_found"
 
 
+class ReactionNotFound(NotFound):
+    """The user has not reacted to this message with this emoji."""
+
+    default_detail = "No such reaction."
+    default_code = "reaction_not_found"
+
+
 class NotRoomMember(PermissionDenied):
     """The action needs membership of the room."""
 

@@ -8,7 +8,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from chat.core import selectors, services
-from chat.core.serializers import MessageHistoryParamsSerializer, MessageSerializer, RoomListParamsSerializer, RoomSerializer, validate
+from chat.core.serializers import (
+    EmojiParamSerializer,
+    MessageHistoryParamsSerializer,
+    MessageSerializer,
+    RoomListParamsSerializer,
+    RoomSerializer,
+    UserSearchParamsSerializer,
+    UserSerializer,
+    serialize_many,
+    validate,
+)
 from chat.models import Room, User
 
 
@@ -31,3 +41,29 @@ def message_history_page(*, user: User, room_id: int, params: Mapping[str, Any])
     selectors.room_assert_visible(user=user, pk=room_id)
     messages, has_more = selectors.message_history(room_id=room_id, **validate(MessageHistoryParamsSerializer, params))
     return {"results": MessageSerializer(messages, many=True).data, "has_more": has_more}
+
+
+def message_search_page(*, user: User, query: str, room_id: int | None, limit: int, before_id: int | None) -> dict[str, Any]:
+    """Messages the user can see matching the query, newest first: `{"results", "has_more"}`.
+
+    The transports name the parameters differently (`query`/`pk` over WebSocket, `q`/`room`
+    over HTTP) and validate them with their own serializer, so 400s name the field sent.
+    """
+    messages, has_more = selectors.message_search(user=user, query=query, room_id=room_id, limit=limit, before_id=before_id)
+    return {"results": serialize_many(MessageSerializer, messages), "has_more": has_more}
+
+
+def reaction_change(*, user: User, message_id: int, params: Mapping[str, Any], add: bool) -> tuple[dict[str, Any], int]:
+    """Add (201 new, 200 already there) or remove (200) the user's reaction `params["emoji"]`; the Message and the status."""
+    emoji = validate(EmojiParamSerializer, params)["emoji"]
+    if add:
+        message, created = services.reaction_add(message_id=message_id, user=user, emoji=emoji)
+        return MessageSerializer(message).data, 201 if created else 200
+    return MessageSerializer(services.reaction_remove(message_id=message_id, user=user, emoji=emoji)).data, 200
+
+
+def user_search_page(*, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Active users by username prefix, any case: `{"results", "count"}`."""
+    query = validate(UserSearchParamsSerializer, params)
+    users, count = selectors.user_search(prefix=query.get("search", ""), page=query["page"], page_size=query["page_size"])
+    return {"results": serialize_many(UserSerializer, users), "count": count}

@@ -11,7 +11,8 @@ from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
 from chat.core.exceptions import MessageNotFound, RoomNotFound
-from chat.models import Ban, Connection, Membership, Message, Presence, Role, Room, RoomKind, User
+from chat.core.search import messages_matching
+from chat.models import Ban, Connection, Membership, Message, Presence, Reaction, Role, Room, RoomKind, User
 
 
 class _NewestMessage(TypedDict):
@@ -111,6 +112,7 @@ def _attach_live_state(rooms: "Sequence[RoomWithNewest]", *, with_present_users:
     present = present_users_by_room(room.pk for room in rooms) if with_present_users else {}
     newest_ids = [room.newest_message_id for room in rooms if room.newest_message_id]
     newest = Message.objects.select_related("user").in_bulk(newest_ids) if newest_ids else {}
+    attach_reactions(list(newest.values()))
     for room in rooms:
         room.current_users = present.get(room.pk, [])
         room.last_message = newest.get(room.newest_message_id)
@@ -281,9 +283,9 @@ def message_history(
         messages = messages.filter(seq__lt=before_seq)
     if after_seq is not None:
         batch = list(messages.filter(seq__gt=after_seq).order_by("seq")[: limit + 1])
-        return batch[:limit], len(batch) > limit
+        return attach_reactions(batch[:limit]), len(batch) > limit
     batch = list(messages.order_by("-seq")[: limit + 1])
-    return batch[:limit][::-1], len(batch) > limit
+    return attach_reactions(batch[:limit][::-1]), len(batch) > limit
 
 
 def online_users() -> list[User]:
@@ -345,3 +347,65 @@ def live_connection_count(*, user_id: int) -> int:
 def inactive_user_connections(*, server_id: str) -> list[str]:
     """The connections of this server process whose users are deactivated (e.g. by a bulk `update(is_active=False)`)."""
     return list(Connection.objects.filter(server_id=server_id, user__is_active=False).values_list("pk", flat=True))
+
+
+def reactions_by_message(*, message_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+    """Each message's reactions as §7 JSON, each emoji in order of its first use, in one query for all of them."""
+    rows = (
+        Reaction.objects.filter(message_id__in=list(message_ids)).order_by("message_id", "pk").values_list("message_id", "emoji", "user_id")
+    )
+    by_message: dict[int, dict[str, list[int]]] = defaultdict(dict)
+    for message_id, emoji, user_id in rows:
+        by_message[message_id].setdefault(emoji, []).append(user_id)
+    return {
+        message_id: [{"emoji": emoji, "count": len(user_ids), "user_ids": user_ids} for emoji, user_ids in emojis.items()]
+        for message_id, emojis in by_message.items()
+    }
+
+
+def attach_reactions(messages: list[Message]) -> list[Message]:
+    """Set `reaction_summary` on these messages in one query (none for no messages); returns them."""
+    if messages:
+        summaries = reactions_by_message(message_ids=[message.pk for message in messages])
+        for message in messages:
+            message.reaction_summary = summaries.get(message.pk, [])
+    return messages
+
+
+def message_in_room(*, message_id: int, room_id: int) -> bool:
+    """Whether this message exists and belongs to this room (what a reply may point at)."""
+    return Message.objects.filter(pk=message_id, room_id=room_id).exists()
+
+
+def message_search(
+    *, user: User, query: str, room_id: int | None = None, limit: int = 20, before_id: int | None = None
+) -> tuple[list[Message], bool]:
+    """The messages this user can see whose text matches the query, newest first, and whether older ones match too.
+
+    `room_id` narrows it to one room (RoomNotFound unless the user can see it);
+    `before_id` continues a previous page.
+    """
+    visible = rooms_visible_to(user=user)
+    messages = Message.objects.select_related("user")
+    if room_id is not None:
+        if not visible.filter(pk=room_id).exists():
+            raise RoomNotFound()
+        # Within a room seq orders like id, and lets a common word walk only this room's
+        # (room, seq) index backwards instead of every room's newest messages.
+        messages, newest_first = messages.filter(room_id=room_id), "-seq"
+    else:
+        messages, newest_first = messages.filter(room_id__in=visible.values("pk")), "-pk"
+    if before_id is not None:
+        messages = messages.filter(pk__lt=before_id)
+    batch = list(messages_matching(messages, query).order_by(newest_first)[: limit + 1])
+    return attach_reactions(batch[:limit]), len(batch) > limit
+
+
+def user_search(*, prefix: str = "", page: int = 1, page_size: int = 50) -> tuple[list[User], int]:
+    """One page of active users whose username starts with the prefix (any case), by username in any case, and the total count."""
+    users = User.objects.filter(is_active=True)
+    if prefix:
+        users = users.filter(username__istartswith=prefix)
+    offset = (page - 1) * page_size
+    page_users = users.only("id", "username").order_by(Lower("username"), "username")[offset : offset + page_size]
+    return list(page_users), users.count()

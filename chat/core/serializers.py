@@ -10,7 +10,18 @@ from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
 from chat.core import selectors
-from chat.models import CLIENT_ID_MAX_LENGTH, MESSAGE_MAX_LENGTH, ROOM_NAME_MAX_LENGTH, Membership, Message, Role, Room, RoomKind, User
+from chat.models import (
+    CLIENT_ID_MAX_LENGTH,
+    EMOJI_MAX_LENGTH,
+    MESSAGE_MAX_LENGTH,
+    ROOM_NAME_MAX_LENGTH,
+    Membership,
+    Message,
+    Role,
+    Room,
+    RoomKind,
+    User,
+)
 
 USERNAME_TAKEN = "A user with that username already exists."
 USERNAME_AMBIGUOUS = "This username has letters that read as others when case is ignored (such as ß): spell it without them."
@@ -21,6 +32,9 @@ DEFAULT_PAGE_SIZE = 50
 BIGINT_MAX = 2**63 - 1
 # A page becomes an SQL OFFSET, which must fit the database's signed 64-bit integers.
 MAX_PAGE = BIGINT_MAX // MAX_PAGE_SIZE
+SEARCH_QUERY_MAX_LENGTH = 200
+SEARCH_MAX_LIMIT = 100
+SEARCH_DEFAULT_LIMIT = 20
 USERNAME_MAX_LENGTH: int = User._meta.get_field("username").max_length  # type: ignore[assignment]
 # A cap on what the password hasher is given, not a stored length (the hash is stored).
 PASSWORD_MAX_LENGTH = 128
@@ -158,22 +172,67 @@ class RegisterSerializer(serializers.ModelSerializer):
         return attrs
 
 
+class EmojiField(StrictCharField):
+    """A reaction's emoji: 1-32 characters, no whitespace or control characters, taken as sent."""
+
+    default_error_messages = {"whitespace": "An emoji may not contain whitespace or control characters."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=EMOJI_MAX_LENGTH, trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if any(char.isspace() or unicodedata.category(char) == "Cc" for char in value):
+            self.fail("whitespace")
+        return value
+
+
+class ReactionSerializer(serializers.Serializer):
+    """One emoji on a message: how many reacted with it, and who (the shape of selectors.reactions_by_message)."""
+
+    emoji = serializers.CharField()
+    count = serializers.IntegerField(min_value=1)
+    user_ids = serializers.ListField(child=serializers.IntegerField())
+
+
 class MessageSerializer(serializers.ModelSerializer):
-    """A message; also validates `text` and `client_id` on create and edit."""
+    """A message; also validates `text`, `client_id` and `reply_to` on create and edit."""
 
     room = serializers.IntegerField(source="room_id", read_only=True)
     user = UserSerializer(read_only=True)
     text = StrictCharField(max_length=MESSAGE_MAX_LENGTH)
     client_id = StrictCharField(max_length=CLIENT_ID_MAX_LENGTH, required=False, allow_null=True)
     created_at_formatted = serializers.SerializerMethodField()
+    reply_to = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX, required=False, allow_null=True)
+    reactions = serializers.SerializerMethodField()
 
     class Meta:
         model = Message
-        fields = ["id", "room", "seq", "user", "text", "client_id", "created_at", "created_at_formatted", "edited_at"]
+        fields = [
+            "id",
+            "room",
+            "seq",
+            "user",
+            "text",
+            "client_id",
+            "created_at",
+            "created_at_formatted",
+            "edited_at",
+            "reply_to",
+            "reactions",
+        ]
         read_only_fields = ["id", "seq", "created_at", "edited_at"]
 
     def get_created_at_formatted(self, message: Message) -> str:
         return message.created_at.strftime(CREATED_AT_FORMAT)
+
+    @extend_schema_field(ReactionSerializer(many=True))
+    def get_reactions(self, message: Message) -> list[dict[str, Any]]:
+        # Pages of messages come with their reactions read in one query (selectors.attach_reactions);
+        # only a lone message read some other way costs a query here.
+        if not hasattr(message, "reaction_summary"):
+            selectors.attach_reactions([message])
+        return message.reaction_summary
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
         # See UserSerializer.to_representation; a subclass or a changed field list takes DRF's way.
@@ -294,6 +353,47 @@ class MessageParamsSerializer(serializers.Serializer):
 
     message = StrictCharField(max_length=MESSAGE_MAX_LENGTH)
     client_id = StrictCharField(max_length=CLIENT_ID_MAX_LENGTH, required=False, allow_null=True)
+    reply_to = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX, required=False, allow_null=True)
+
+
+class EmojiParamSerializer(serializers.Serializer):
+    """The `emoji` of add_reaction / remove_reaction (and of the HTTP reactions endpoint)."""
+
+    emoji = EmojiField()
+
+
+class ReactionParamsSerializer(EmojiParamSerializer):
+    """add_reaction / remove_reaction parameters over WebSocket: the message and the emoji."""
+
+    pk = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX)
+
+
+class MessageSearchParamsSerializer(serializers.Serializer):
+    """search_messages parameters over WebSocket."""
+
+    query = StrictCharField(max_length=SEARCH_QUERY_MAX_LENGTH)
+    pk = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX, required=False)
+    limit = serializers.IntegerField(min_value=1, max_value=SEARCH_MAX_LIMIT, default=SEARCH_DEFAULT_LIMIT)
+    before_id = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX, required=False)
+
+
+class MessageSearchQuerySerializer(serializers.Serializer):
+    """GET /api/messages/search/ query parameters: the same as search_messages, named `q` and `room`."""
+
+    q = StrictCharField(max_length=SEARCH_QUERY_MAX_LENGTH, help_text="1-200 characters: words that must all appear, in any order.")
+    room = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX, required=False, help_text="Only this room.")
+    limit = serializers.IntegerField(min_value=1, max_value=SEARCH_MAX_LIMIT, default=SEARCH_DEFAULT_LIMIT)
+    before_id = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX, required=False, help_text="Older than this message id.")
+
+
+class UserSearchParamsSerializer(serializers.Serializer):
+    """GET /api/users/ query parameters: a username prefix and the page."""
+
+    search = StrictCharField(
+        max_length=USERNAME_MAX_LENGTH, required=False, allow_blank=True, trim_whitespace=False, help_text="Username prefix, any case."
+    )
+    page = serializers.IntegerField(min_value=1, max_value=MAX_PAGE, default=1)
+    page_size = serializers.IntegerField(min_value=1, max_value=MAX_PAGE_SIZE, default=DEFAULT_PAGE_SIZE)
 
 
 class RoomParamSerializer(serializers.Serializer):

@@ -9,9 +9,10 @@ after the surrounding transaction commits.
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Subquery
+from django.db.models import Exists, OuterRef, Subquery
 from django.db.models.functions import Greatest, Least
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import ValidationError
 
 from chat.core import selectors
@@ -20,11 +21,13 @@ from chat.core.exceptions import (
     CannotModerate,
     DirectRoomRefused,
     MemberNotFound,
+    MessageNotFound,
     NotMessageAuthor,
     NotRoomHost,
     NotRoomMember,
     NotRoomModerator,
     OwnerCannotLeave,
+    ReactionNotFound,
     RoomNotFound,
     TooManyConnections,
     UserBanned,
@@ -32,11 +35,13 @@ from chat.core.exceptions import (
 from chat.core.ratelimit import message_rate_limit_check, room_create_rate_limit_check
 from chat.events import access
 from chat.events.observers import room_deletion
-from chat.models import Ban, Connection, Membership, Message, Presence, Role, Room, RoomKind, Server, User
+from chat.events.streams import message_changed
+from chat.models import Ban, Connection, Membership, Message, Presence, Reaction, Role, Room, RoomKind, Server, User
 from chat.ops import metrics
 
 ROOM_NAME_TAKEN = "A room with this name already exists."
 USERNAME_TAKEN = "A user with that username already exists."
+REPLY_TO_INVALID = "Not a message of this room."
 # Direct rooms are named by the server; no other room may take a name of this form.
 DIRECT_NAME_PREFIX = "direct:"
 
@@ -48,6 +53,11 @@ def user_register(*, username: str, password: str) -> User:
             return User.objects.create_user(username=username, password=password)
     except IntegrityError as exc:
         raise ValidationError({"username": [USERNAME_TAKEN]}) from exc
+
+
+def token_revoke(*, token: Token) -> None:
+    """Revoke an API token: it stops working over HTTP, and its WebSocket connections close with 4401 (chat.events.signals)."""
+    Token.objects.filter(pk=token.pk).delete()
 
 
 def room_create(*, host: User, name: str, kind: str = RoomKind.PUBLIC) -> Room:
@@ -281,21 +291,27 @@ def room_mark_read(*, room_id: int, user: User, seq: int) -> tuple[int, int]:
     return last_read_seq, selectors.unread_count(room_id=room_id, user_id=user.pk, after_seq=last_read_seq)
 
 
-def message_create(*, room_id: int, author: User, text: str, client_id: str | None = None) -> tuple[Message, bool]:
+def message_create(
+    *, room_id: int, author: User, text: str, client_id: str | None = None, reply_to: int | None = None
+) -> tuple[Message, bool]:
     """Post a message as a member, within the flood limit; returns it and whether it is new.
 
     A repeated client_id returns the first message and stores nothing (safe retries),
-    without counting against the flood limit.
+    without counting against the flood limit. `reply_to` must be a message of the same room.
     """
-    return _message_append(room_id=room_id, author=author, text=text, client_id=client_id, as_member=True)
+    return _message_append(room_id=room_id, author=author, text=text, client_id=client_id, reply_to=reply_to, as_member=True)
 
 
-def message_store(*, room_id: int, author: User, text: str, client_id: str | None = None) -> tuple[Message, bool]:
+def message_store(
+    *, room_id: int, author: User, text: str, client_id: str | None = None, reply_to: int | None = None
+) -> tuple[Message, bool]:
     """Store a message under the room's next seq, with no membership or flood checks (the admin's path)."""
-    return _message_append(room_id=room_id, author=author, text=text, client_id=client_id, as_member=False)
+    return _message_append(room_id=room_id, author=author, text=text, client_id=client_id, reply_to=reply_to, as_member=False)
 
 
-def _message_append(*, room_id: int, author: User, text: str, client_id: str | None, as_member: bool) -> tuple[Message, bool]:
+def _message_append(
+    *, room_id: int, author: User, text: str, client_id: str | None, reply_to: int | None, as_member: bool
+) -> tuple[Message, bool]:
     """Append a message to the room under its next seq, or return the one this client_id already stored.
 
     The room row is locked while the next seq is taken, so concurrent posters get
@@ -319,10 +335,16 @@ def _message_append(*, room_id: int, author: User, text: str, client_id: str | N
         if as_member:
             if not room.is_member:
                 raise Banned() if selectors.is_banned(room_id=room_id, user_id=author.pk) else NotRoomMember()
+        # The same room is enough for "a message the caller can see": the caller is a member of it.
+        if reply_to is not None and not selectors.message_in_room(message_id=reply_to, room_id=room_id):
+            raise ValidationError({"reply_to": [REPLY_TO_INVALID]})
+        if as_member:
             message_rate_limit_check(user_id=author.pk)  # raises before anything is written
         room.last_seq += 1
         _advance_seq(room_id=room_id, author_id=author.pk, seq=room.last_seq)
-        message = Message.objects.create(room_id=room_id, seq=room.last_seq, user=author, text=text, client_id=client_id)
+        message = Message(room_id=room_id, seq=room.last_seq, user=author, text=text, client_id=client_id, reply_to=reply_to)
+        message.reaction_summary = []  # a new message has none: serializing it (response, observer) needs no query
+        message.save(force_insert=True)
         transaction.on_commit(metrics.message_created)
     return message, True
 
@@ -351,6 +373,7 @@ def message_update(*, message: Message, user: User, text: str) -> Message:
     if message.user_id != user.pk:
         raise NotMessageAuthor()
     message_rate_limit_check(user_id=user.pk)
+    selectors.attach_reactions([message])  # once, for both the response and the observer's event
     message.text = text
     message.edited_at = timezone.now()
     message.save(update_fields=["text", "edited_at"])
@@ -363,7 +386,64 @@ def message_delete(*, message: Message, user: User) -> None:
         role = Membership.objects.filter(room_id=message.room_id, user_id=user.pk).values_list("role", flat=True).first()
         if role != Role.MODERATOR:
             raise NotMessageAuthor("Only the message's author, the room's owner or a moderator may delete it.")
+    message.reaction_summary = []  # its reactions go with it; the delete event needs no query for them
     message.delete()
+
+
+def reaction_add(*, message_id: int, user: User, emoji: str) -> tuple[Message, bool]:
+    """React to a message of a room one is a member of; returns the message and whether the reaction is new.
+
+    Adding a reaction one already has stores nothing and sends no event.
+    """
+    with transaction.atomic():
+        message = _message_for_reaction(message_id=message_id, user=user)
+        reactions = Reaction.objects.filter(message_id=message_id, user_id=user.pk, emoji=emoji)
+        created = not reactions.exists()  # no race: the message row is locked
+        if created:
+            Reaction.objects.create(message_id=message_id, user_id=user.pk, emoji=emoji)
+        _announce_reactions(message, changed=created)
+    return message, created
+
+
+def reaction_remove(*, message_id: int, user: User, emoji: str) -> Message:
+    """Take back one's reaction (ReactionNotFound if there is none); returns the message."""
+    with transaction.atomic():
+        message = _message_for_reaction(message_id=message_id, user=user)
+        deleted, _ = Reaction.objects.filter(message_id=message_id, user_id=user.pk, emoji=emoji).delete()
+        if not deleted:
+            raise ReactionNotFound()
+        _announce_reactions(message, changed=True)
+    return message
+
+
+def _message_for_reaction(*, message_id: int, user: User) -> Message:
+    """The message, its row locked, once the user may react to it: a member of its room, within the flood limit.
+
+    The lock serialises reaction changes of one message, so each one's event carries the
+    reactions as they stand after it, and an add can check for a duplicate without a race.
+    """
+    membership = Membership.objects.filter(room_id=OuterRef("room_id"), user_id=user.pk)
+    message = (
+        Message.objects.select_for_update(of=("self",))
+        .select_related("user")
+        .filter(pk=message_id, room__in=selectors.rooms_visible_to(user=user))
+        .annotate(is_member=Exists(membership))
+        .order_by()
+        .first()
+    )
+    if message is None:
+        raise MessageNotFound()
+    if not message.is_member:
+        raise NotRoomMember()
+    message_rate_limit_check(user_id=user.pk)  # raises before anything is written
+    return message
+
+
+def _announce_reactions(message: Message, *, changed: bool) -> None:
+    """Read the message's reactions as they now stand and, if they changed, send its `update` event after commit."""
+    selectors.attach_reactions([message])
+    if changed:
+        message_changed(message)  # edited_at untouched: a reaction is not an edit
 
 
 def connection_open(*, channel_name: str, user: User, server_id: str, max_per_user: int | None = None) -> bool:

@@ -49,3 +49,12 @@ room_observer = FanoutObserver(
     instance_group=lambda room: groups.room_instance_group(room.pk),
     room_group=groups.room_instance_group,
 )
+
+
+def message_changed(message: Message) -> None:
+    """Send the message's `update` event after commit, as saving it would, although its row did not change.
+
+    A reaction changes what the message's JSON says but not the message row: saving the
+    row just to wake the observer would cost a write and a lock for nothing.
+    """
+    message_observer.database_event(message, Action.UPDATE)

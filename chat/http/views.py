@@ -3,9 +3,12 @@
 Their OpenAPI description is written once, in api_docs/openapi.py.
 """
 
+from collections.abc import Mapping
 from typing import Any
 
-from rest_framework import generics, status, viewsets
+from django.contrib.auth import logout
+from rest_framework import generics, status, views, viewsets
+from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotAuthenticated
@@ -18,6 +21,7 @@ from chat.core.serializers import (
     InboxEntrySerializer,
     MarkReadParamsSerializer,
     MemberSerializer,
+    MessageSearchQuerySerializer,
     MessageSerializer,
     PageParamsSerializer,
     PkParamSerializer,
@@ -59,6 +63,24 @@ class TokenView(ObtainAuthToken):
 
     parser_classes = [SafeJSONParser]  # DRF's view also takes forms; the API speaks JSON
     throttle_classes = [AuthRateThrottle]
+
+
+class LogoutView(views.APIView):
+    """Revoke the API token this request carries (its WebSocket connections close with 4401); end a browser session."""
+
+    def post(self, request: Request) -> Response:
+        if isinstance(request.auth, Token):
+            services.token_revoke(token=request.auth)
+        else:  # signed in by the session cookie: there is no token to revoke, end the session instead
+            logout(request._request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class UserListView(views.APIView):
+    """Users by username prefix (any case), paginated: how a client finds someone to open a direct room with."""
+
+    def get(self, request: Request) -> Response:
+        return Response(operations.user_search_page(params=request.query_params))
 
 
 class MeView(generics.RetrieveAPIView):
@@ -122,7 +144,7 @@ class RoomViewSet(viewsets.GenericViewSet):
             return Response(operations.message_history_page(user=_user(request), room_id=room_id, params=request.query_params))
         data = validate(MessageSerializer, request.data)
         message, created = services.message_create(
-            room_id=room_id, author=_user(request), text=data["text"], client_id=data.get("client_id")
+            room_id=room_id, author=_user(request), text=data["text"], client_id=data.get("client_id"), reply_to=data.get("reply_to")
         )
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -185,10 +207,10 @@ class MyRoomsView(generics.GenericAPIView):
 
 
 class MessageViewSet(viewsets.GenericViewSet):
-    """One message: edit its text or delete it."""
+    """One message: edit its text, delete it, react to it; and search all messages."""
 
     serializer_class = MessageSerializer
-    http_method_names = ["patch", "delete", "options"]
+    http_method_names = ["get", "post", "patch", "delete", "options"]
     # Only for the OpenAPI schema (the pk's type); reads go through chat.core.selectors.
     queryset = Message.objects.none()
 
@@ -205,3 +227,22 @@ class MessageViewSet(viewsets.GenericViewSet):
     def destroy(self, request: Request, pk: str) -> Response:
         services.message_delete(message=self.get_object(), user=_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @action(detail=True, methods=["post", "delete"])
+    def reactions(self, request: Request, pk: str) -> Response:
+        message_id = validate(PkParamSerializer, {"pk": pk})["pk"]
+        # A DELETE body is not always possible (some clients, proxies): the emoji may come as a query parameter.
+        params = request.data if isinstance(request.data, Mapping) and request.data else request.query_params
+        data, status_code = operations.reaction_change(
+            user=_user(request), message_id=message_id, params=params, add=request.method == "POST"
+        )
+        return Response(data, status=status_code)
+
+    @action(detail=False, methods=["get"])
+    def search(self, request: Request) -> Response:
+        params = validate(MessageSearchQuerySerializer, request.query_params)
+        return Response(
+            operations.message_search_page(
+                user=_user(request), query=params["q"], room_id=params.get("room"), limit=params["limit"], before_id=params.get("before_id")
+            )
+        )

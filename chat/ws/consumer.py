@@ -2,7 +2,7 @@
 
 - chat/ws/protocol.py: the envelope and every Channels/DCRF/daphne override;
 - chat/ws/connection.py: the connection's state and session (presence row, user group);
-- chat/ws/rooms.py, presence.py, messages.py: the actions, one mixin per topic;
+- chat/ws/rooms.py, presence.py, messages.py, social.py (replies, reactions, search): the actions, one mixin per topic;
 - chat/ws/private_rooms.py, inbox.py: §5-§6 (direct rooms, members, moderation; read state,
   the inbox, and how access changes reach a connection).
 
@@ -22,6 +22,7 @@ from chat.ws.presence import PresenceMixin
 from chat.ws.private_rooms import PrivateRoomsMixin
 from chat.ws.protocol import CLOSE_AUTH_REVOKED, CLOSE_INTERNAL_ERROR
 from chat.ws.rooms import RoomsMixin
+from chat.ws.social import SocialActionsMixin
 
 # The close codes this consumer sends, importable from here as before the split.
 __all__ = ["CLOSE_AUTH_REVOKED", "CLOSE_INTERNAL_ERROR", "RoomConsumer"]
@@ -33,6 +34,7 @@ class RoomConsumer(
     RoomsMixin,
     PresenceMixin,
     MessagesMixin,
+    SocialActionsMixin,
     ChatConnection,
 ):
     """One authenticated connection: any number of rooms, subscriptions and presences."""

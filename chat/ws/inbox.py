@@ -28,9 +28,10 @@ from chat.events import groups, realtime
 from chat.events.streams import room_observer
 from chat.models import Membership, User
 from chat.ops import metrics
-from chat.ws import limits
+from chat.ws import limits, multiplex
 from chat.ws.connection import ConsumerMixin
 from chat.ws.protocol import Status
+from chat.ws.streams import Send
 
 if TYPE_CHECKING:  # the inbox extends the message stream's handler and unsubscribe (RoomConsumer's MRO puts it first)
     from chat.ws.messages import MessagesMixin as _InboxBase
@@ -52,7 +53,8 @@ class InboxMixin(_InboxBase):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.my_rooms_request_ids: dict[Any, None] = {}
+        # request_id -> the DCRF stream it was made through (api_docs/PROTOCOL.md §8), None when unwrapped
+        self.my_rooms_request_ids: dict[Any, str | None] = {}
         self.inbox_rooms: dict[int, None] = {}  # the rooms whose message groups the inbox holds
         # Bumped on every membership event of a room: slower work started before one is stale.
         self.membership_versions: dict[int, int] = {}
@@ -75,7 +77,8 @@ class InboxMixin(_InboxBase):
     async def subscribe_to_my_rooms(self, request_id: Any, **params: Any) -> Status:
         limits.check_new_subscription(self, existing=request_id in self.my_rooms_request_ids)
         first = not self.my_rooms_request_ids
-        self.my_rooms_request_ids[request_id] = None  # from now on membership events keep the inbox current
+        # From now on membership events keep the inbox current; its pushes come in the stream it was made through.
+        self.my_rooms_request_ids[request_id] = multiplex.current_stream.get()
         if first:
             versions = dict(self.membership_versions)
             try:
@@ -108,8 +111,9 @@ class InboxMixin(_InboxBase):
             await self.remove_group(groups.room_messages_group(room_id))  # no stream of the room needs it either
 
     async def _inbox_push(self, push: str, room_id: int, data_json: str) -> None:
-        for request_id in self.my_rooms_request_ids:
-            await self.send_text(f'{{"action": "{push}", "request_id": {json.dumps(request_id)}, "room": {room_id}, "data": {data_json}}}')
+        for request_id, stream in self.my_rooms_request_ids.items():
+            frame = f'{{"action": "{push}", "request_id": {json.dumps(request_id)}, "room": {room_id}, "data": {data_json}}}'
+            await multiplex.sender(stream, self.send_text)(frame)
             metrics.event_sent(push)
 
     async def message_activity(self, message: dict[str, Any]) -> int:
@@ -174,16 +178,16 @@ class InboxMixin(_InboxBase):
 
     async def _end_subscriptions(self, room_id: int, reason: str, instances: bool = True) -> None:
         """End this connection's message (and instance) subscriptions of a room, each with a `subscription_ended` push."""
-        ended = [key for key in self.message_streams if key[0] == room_id]
-        for key in ended:
+        # Each subscription's last push goes the way its others went: in its DCRF stream, if it has one.
+        ended: list[tuple[Any, Send]] = []
+        for key in [key for key in self.message_streams if key[0] == room_id]:
+            ended.append((key[1], self.message_streams[key].send))
             await self._unsubscribe_messages(*key)
         if instances:
-            instance_keys = [key for key in self.instance_subscriptions if key[0] == room_id]
-            for key in instance_keys:
-                self.instance_subscriptions.pop(key, None)
+            for key in [key for key in self.instance_subscriptions if key[0] == room_id]:
+                ended.append((key[1], multiplex.sender(self.instance_subscriptions.pop(key), self.send_text)))
                 await room_observer.unsubscribe(self, room_id=room_id, request_id=key[1])
-            ended += instance_keys
-        for _, request_id in ended:
+        for request_id, send in ended:
             frame = {"action": groups.PUSH_SUBSCRIPTION_ENDED, "request_id": request_id, "room": room_id, "reason": reason}
-            await self.send_json(frame)
+            await send(json.dumps(frame))
             metrics.event_sent(groups.PUSH_SUBSCRIPTION_ENDED)

@@ -38,7 +38,9 @@ class MessagesMixin(ConsumerMixin):
     def create_message(self, **params: Any) -> Status:
         room_id = validate(RoomParamSerializer, {"room": params.get("room", self.last_joined_room)})["room"]
         data = validate(MessageParamsSerializer, params)
-        message, created = services.message_create(room_id=room_id, author=self.user, text=data["message"], client_id=data.get("client_id"))
+        message, created = services.message_create(
+            room_id=room_id, author=self.user, text=data["message"], client_id=data.get("client_id"), reply_to=data.get("reply_to")
+        )
         return MessageSerializer(message).data, 201 if created else 200
 
     @db_action()

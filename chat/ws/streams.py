@@ -53,7 +53,7 @@ class MessageStream:
         # until the first catch-up is done: nothing falls in between.
         self.backlog: deque[tuple[Event, str]] | None = deque()
         self.ended = False
-        self._send = send
+        self.send = send  # public: the consumer also ends the subscription through it (subscription_ended)
         self._read_history = read_history
         self._spawn = spawn
         self._fail = fail
@@ -119,7 +119,7 @@ class MessageStream:
             messages, has_more = await self._read_history(self.room_id, self.last_seq, before_seq)
             for message in messages:
                 self.last_seq = message["seq"]
-                await self._send(message_push(PUSH_CREATE, self.request_id, message["id"], json.dumps(message)))
+                await self.send(message_push(PUSH_CREATE, self.request_id, message["id"], json.dumps(message)))
             sent += len(messages)
         return sent
 
@@ -127,6 +127,6 @@ class MessageStream:
         if action == PUSH_CREATE:  # the bulk of a stream: its frame's head is built once per subscription
             if self._create_head is None:
                 self._create_head = f'{{"action": "{PUSH_CREATE}", "request_id": {json.dumps(self.request_id)}, "pk": '
-            await self._send(f'{self._create_head}{event["pk"]}, "data": {event["data_json"]}}}')
+            await self.send(f'{self._create_head}{event["pk"]}, "data": {event["data_json"]}}}')
         else:
-            await self._send(message_push(action, self.request_id, event["pk"], event["data_json"]))
+            await self.send(message_push(action, self.request_id, event["pk"], event["data_json"]))

@@ -16,7 +16,10 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.django_db
 
-MESSAGE_KEYS = {"id", "room", "seq", "user", "text", "client_id", "created_at", "created_at_formatted", "edited_at"}
+MESSAGE_KEYS = {"id", "room", "seq", "user", "text", "client_id", "created_at", "created_at_formatted", "edited_at"} | {
+    "reply_to",
+    "reactions",
+}
 
 
 def post(client: APIClient, room: Room, **body: object) -> "_MonkeyPatchedResponse":
@@ -151,7 +154,7 @@ def test_history_query_count_is_constant(
 ) -> None:
     for i in range(30):
         services.message_store(room_id=room.pk, author=user, text=f"m{i}")
-    with django_assert_max_num_queries(3):  # token, room exists, messages with authors
+    with django_assert_max_num_queries(4):  # token, room exists, messages with authors, their reactions
         assert len(api.get(f"/api/rooms/{room.pk}/messages/").json()["results"]) == 30
 
 

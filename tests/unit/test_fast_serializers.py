@@ -93,8 +93,8 @@ def test_invalid_parameters_get_drf_errors(serializer_class: type[serializers.Se
 def test_a_changed_field_list_takes_drf_s_way(monkeypatch: pytest.MonkeyPatch) -> None:
     stored = message()
     # As when another branch adds or removes a field: the plain code would not know it.
-    monkeypatch.setattr(MessageSerializer.Meta, "fields", ["id", "room", "seq", "user", "text", "client_id", "created_at_formatted"])
-    monkeypatch.setattr(RoomSerializer.Meta, "fields", ["pk", "name", "host", "current_users", "last_message", "kind", "member_count"])
+    monkeypatch.setattr(MessageSerializer.Meta, "fields", [f for f in MessageSerializer.Meta.fields if f != "created_at"])
+    monkeypatch.setattr(RoomSerializer.Meta, "fields", [f for f in RoomSerializer.Meta.fields if f != "created_at"])
     assert "created_at" not in MessageSerializer(stored).data
     room = selectors.room_get(pk=stored.room_id)
     data = RoomSerializer(room).data

@@ -14,7 +14,10 @@ from tests.ws import connect
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
 ROOM_KEYS = {"pk", "name", "host", "current_users", "last_message", "created_at", "kind", "member_count"}  # v2 adds kind, member_count
-MESSAGE_KEYS = {"id", "room", "seq", "user", "text", "client_id", "created_at", "created_at_formatted", "edited_at"}
+MESSAGE_KEYS = {"id", "room", "seq", "user", "text", "client_id", "created_at", "created_at_formatted", "edited_at"} | {
+    "reply_to",
+    "reactions",
+}
 
 user_factory = database_sync_to_async(UserFactory)
 room_factory = database_sync_to_async(RoomFactory)

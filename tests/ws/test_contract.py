@@ -30,6 +30,8 @@ MESSAGE = {
     "created_at": "2026-11-23T09:20:00.123456Z",
     "created_at_formatted": "23-11-2026 09:20:00",
     "edited_at": None,
+    "reply_to": None,
+    "reactions": [],
 }
 ROOM = {
     "pk": 7,
@@ -256,6 +258,11 @@ async def test_every_action_and_push_of_a_real_session_matches_the_document() ->
         posted = (await ok(a, {"action": "create_message", "request_id": 8, "message": "hi", "client_id": "c1"}, 201))["data"]
         await ok(a, {"action": "create_message", "request_id": 9, "message": "hi", "client_id": "c1", "room": room.pk}, 200)
         await ok(a, {"action": "update_message", "request_id": 10, "pk": posted["id"], "message": "hi!"})
+        reply = {"action": "create_message", "request_id": "reply", "message": "re", "reply_to": posted["id"]}
+        await ok(a, reply, 201)
+        await ok(a, {"action": "add_reaction", "request_id": "react", "pk": posted["id"], "emoji": "\U0001f44d"}, 201)
+        await ok(a, {"action": "remove_reaction", "request_id": "unreact", "pk": posted["id"], "emoji": "\U0001f44d"})
+        await ok(a, {"action": "search_messages", "request_id": "search", "query": "hi", "pk": room.pk, "limit": 5})
         await ok(a, {"action": "list_messages", "request_id": 11, "pk": room.pk, "after_seq": 0})
         await ok(a, {"action": "delete_message", "request_id": 12, "pk": posted["id"]}, 204)
         await ok(b, {"action": "unsubscribe_from_messages_in_room", "request_id": "msgs", "pk": room.pk})

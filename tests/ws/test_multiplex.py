@@ -140,3 +140,22 @@ async def test_list_and_retrieve_take_parameters_inside_data() -> None:
         retrieved = await h.request("retrieve", data={"pk": room.pk})
         assert retrieved["data"]["name"] == "needle"
         assert (await h.bad_request("retrieve", data={"pk": "x"}))["response_status"] == 400
+
+
+async def test_inbox_pushes_and_subscription_ended_come_in_their_stream() -> None:
+    owner, member = await user_factory(), await user_factory()
+    room = await database_sync_to_async(services.room_create)(host=owner, name="muxed-private", kind="private")
+    await database_sync_to_async(services.member_add)(room_id=room.pk, actor=owner, user=member)
+    async with connect(member) as m:
+        assert (await in_stream(m, "inbox", "subscribe_to_my_rooms", "box"))["response_status"] == 200
+        assert (await in_stream(m, "messages", "subscribe_to_messages_in_room", "s", pk=room.pk))["response_status"] == 200
+        await store(room, owner, "for the inbox")
+        pushes = [await next_non_presence(m), await next_non_presence(m)]
+        by_stream = {push["stream"]: push["payload"] for push in pushes}
+        assert by_stream["inbox"]["action"] == "room_message" and by_stream["inbox"]["request_id"] == "box", pushes
+        assert by_stream["messages"]["action"] == "create" and by_stream["messages"]["request_id"] == "s", pushes
+        await database_sync_to_async(services.member_remove)(room_id=room.pk, actor=owner, user_id=member.pk)
+        pushes = [await next_non_presence(m), await next_non_presence(m)]
+        by_stream = {push["stream"]: push["payload"] for push in pushes}
+        assert by_stream["messages"] == {"action": "subscription_ended", "request_id": "s", "room": room.pk, "reason": "removed"}
+        assert by_stream["inbox"]["action"] == "membership" and by_stream["inbox"]["data"] == {"room": None, "role": None}

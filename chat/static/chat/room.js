@@ -8,6 +8,9 @@
  *    resend unacknowledged messages under their client_id (the server drops repeats).
  * Messages are keyed by id, so a message never shows twice. Message text only ever
  * reaches the DOM through textContent.
+ * Version 2 (§7): replies (`reply_to`, quoted above the reply), reactions from a small
+ * palette (`add_reaction` / `remove_reaction`; changes arrive as `update` pushes), and
+ * `search_messages` in this room or in every room.
  */
 (() => {
   const ROOM_NAME = JSON.parse(document.getElementById("room-name").textContent);
@@ -17,6 +20,10 @@
   const SUBSCRIPTION = "room-messages";
   const TYPING_EVERY_MS = 2000; // at most one `typing` request per this interval
   const TYPING_SHOWN_MS = 4000; // how long a typing push keeps "X is typing…" up
+  const REACTION_PALETTE = ["\u{1F44D}", "\u2764\uFE0F", "\u{1F602}", "\u{1F389}", "\u{1F62E}", "\u{1F622}"];
+  const QUOTE_LENGTH = 120;
+  const SEARCH_PAGE = 20;
+  const SEARCH_MAX_LENGTH = 200;
 
   const el = (id) => document.getElementById(id);
   const scroller = el("message-scroller");
@@ -41,7 +48,9 @@
   let lastTypingSent = 0;
   const messages = new Map(); // id -> {data, node}
   const typists = new Map(); // user id -> {username, until}
-  const outbox = []; // sends not acknowledged yet: {clientId, text, node, inFlight}
+  const outbox = []; // sends not acknowledged yet: {clientId, text, replyTo, node, inFlight}
+  const deletedIds = new Set(); // messages deleted while this page was open: their replies say so
+  let replyTo = null; // the message the next send replies to
 
   const socket = new ChatSocket({ onOpen: start, onPush: handlePush, onStatus: showStatus });
   window.chatSocket = socket; // lets tests (and curious users) drop the connection
@@ -228,15 +237,32 @@
     const edited = document.createElement("span");
     edited.className = "edited text-body-secondary fst-italic";
     head.append(author, time, edited);
+    const quote = document.createElement("div");
+    quote.className = "reply-quote mb-1 d-none";
     const text = document.createElement("div");
     text.className = "text";
-    node.append(head, text);
+    const reactions = document.createElement("div");
+    reactions.className = "reactions d-flex flex-wrap gap-1";
+    const palette = document.createElement("div");
+    palette.className = "react-palette d-none flex-wrap gap-1 mt-1";
+    node.append(head, quote, text, reactions, palette);
+    if (data.user.id === MY_ID) node.classList.add("mine");
+    if (data.id === undefined) return node; // still sending: nothing to reply or react to yet
+    const actions = document.createElement("span");
+    actions.className = "actions ms-auto d-flex gap-1";
+    actions.append(actionButton("Reply", "reply", () => startReply(Number(node.dataset.id))));
+    actions.append(actionButton("React", "react", () => togglePalette(node)));
     if (data.user.id === MY_ID) {
-      node.classList.add("mine");
-      const actions = document.createElement("span");
-      actions.className = "actions ms-auto d-flex gap-1";
       actions.append(actionButton("Edit", "edit", () => startEdit(node)), actionButton("Delete", "delete", (button) => confirmDelete(node, button)));
-      head.append(actions);
+    }
+    head.append(actions);
+    for (const emoji of REACTION_PALETTE) {
+      const option = actionButton(emoji, "react-option", () => {
+        palette.classList.replace("d-flex", "d-none");
+        react(Number(node.dataset.id), emoji, true);
+      });
+      option.setAttribute("aria-label", `React with ${emoji}`);
+      palette.append(option);
     }
     return node;
   }
@@ -260,7 +286,91 @@
     time.title = data.created_at_formatted;
     node.querySelector(".edited").textContent = data.edited_at ? "(edited)" : "";
     if (!node.classList.contains("editing")) node.querySelector(".text").textContent = data.text;
+    fillQuote(node.querySelector(".reply-quote"), data.reply_to);
+    fillReactions(node.querySelector(".reactions"), data);
   }
+
+  /** The quoted message above a reply: its author and the start of its text, as far as this page knows it. */
+  function fillQuote(quote, targetId) {
+    quote.classList.toggle("d-none", targetId === null || targetId === undefined);
+    if (targetId === null || targetId === undefined) return;
+    quote.dataset.replyTo = String(targetId);
+    const target = messages.get(targetId);
+    quote.replaceChildren();
+    if (target) {
+      const who = document.createElement("span");
+      who.className = "fw-semibold me-1 quote-author";
+      who.textContent = target.data.user.username;
+      const what = document.createElement("span");
+      what.className = "quote-text";
+      what.textContent = snippet(target.data.text);
+      quote.append(who, what);
+    } else {
+      quote.textContent = deletedIds.has(targetId) ? "Replying to a deleted message" : "Replying to an earlier message";
+    }
+  }
+
+  function snippet(text) {
+    return text.length > QUOTE_LENGTH ? `${text.slice(0, QUOTE_LENGTH)}…` : text;
+  }
+
+  /** Re-quote the replies to this message (it was loaded, edited or deleted). */
+  function refreshQuotesOf(id) {
+    for (const { data, node } of messages.values()) {
+      if (data.reply_to === id) fillQuote(node.querySelector(".reply-quote"), id);
+    }
+  }
+
+  function fillReactions(box, data) {
+    box.replaceChildren();
+    for (const reaction of data.reactions || []) {
+      const mine = reaction.user_ids.includes(MY_ID);
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = `btn reaction ${mine ? "btn-primary mine" : "btn-outline-secondary"}`;
+      button.dataset.emoji = reaction.emoji;
+      button.setAttribute("aria-pressed", mine ? "true" : "false");
+      button.title = mine ? "Click to take your reaction back" : "Click to react too";
+      button.textContent = `${reaction.emoji} ${reaction.count}`;
+      button.addEventListener("click", () => react(data.id, reaction.emoji, !mine));
+      box.append(button);
+    }
+  }
+
+  function togglePalette(node) {
+    const palette = node.querySelector(".react-palette");
+    const open = palette.classList.contains("d-none");
+    palette.classList.toggle("d-none", !open);
+    palette.classList.toggle("d-flex", open);
+  }
+
+  async function react(id, emoji, add) {
+    try {
+      const updated = await socket.call(add ? "add_reaction" : "remove_reaction", { pk: id, emoji });
+      upsertMessage(updated);
+    } catch (error) {
+      showSendError(error instanceof ChatDisconnected ? "Not connected: try again in a moment." : error.message);
+    }
+  }
+
+  // --- replies --------------------------------------------------------------------------
+
+  function startReply(id) {
+    const known = messages.get(id);
+    if (!known) return;
+    replyTo = known.data;
+    el("reply-author").textContent = known.data.user.username;
+    el("reply-text").textContent = snippet(known.data.text);
+    el("reply-bar").classList.replace("d-none", "d-flex");
+    input.focus();
+  }
+
+  function cancelReply() {
+    replyTo = null;
+    el("reply-bar").classList.replace("d-flex", "d-none");
+  }
+
+  el("reply-cancel").addEventListener("click", cancelReply);
 
   /** Show a message once, in seq order, whichever way it arrives (history, replay, live, own send). */
   function upsertMessage(data) {
@@ -284,13 +394,17 @@
     lastSeq = Math.max(lastSeq, data.seq);
     if (data.user.id === MY_ID && data.client_id) dropFromOutbox(data.client_id);
     if (typists.delete(data.user.id)) renderTyping();
+    refreshQuotesOf(data.id);
   }
 
   function removeMessage(id) {
+    deletedIds.add(id);
+    if (replyTo && replyTo.id === id) cancelReply();
     const known = messages.get(id);
     if (!known) return;
     known.node.remove();
     messages.delete(id);
+    refreshQuotesOf(id);
   }
 
   function isNearBottom() {
@@ -365,12 +479,14 @@
       return;
     }
     showSendError("");
-    const item = { clientId: chatNewClientId(), text, node: null, inFlight: false };
+    const item = { clientId: chatNewClientId(), text, replyTo: replyTo ? replyTo.id : null, node: null, inFlight: false };
     item.node = buildMessageNode({ user: { id: -1 } });
     item.node.classList.add("sending", "mine");
     item.node.querySelector(".author").textContent = "You";
     item.node.querySelector(".time").textContent = "sending…";
     item.node.querySelector(".text").textContent = text;
+    fillQuote(item.node.querySelector(".reply-quote"), item.replyTo);
+    cancelReply();
     pendingList.append(item.node);
     outbox.push(item);
     input.value = "";
@@ -384,7 +500,9 @@
     item.inFlight = true;
     let frame;
     try {
-      frame = await socket.request("create_message", { room: roomPk, message: item.text, client_id: item.clientId });
+      const params = { room: roomPk, message: item.text, client_id: item.clientId };
+      if (item.replyTo !== null) params.reply_to = item.replyTo;
+      frame = await socket.request("create_message", params);
     } catch (error) {
       item.inFlight = false; // no answer: resent after the reconnect, with the same client_id
       return;
@@ -499,6 +617,103 @@
       .then(() => removeMessage(id))
       .catch((error) => showSendError(error instanceof ChatDisconnected ? "Not connected: try again in a moment." : error.message));
   }
+
+  // --- search ---------------------------------------------------------------------------
+
+  const search = { query: "", scope: "room", lastId: null, count: 0 };
+  const roomNames = new Map(); // room pk -> name, for "all rooms" results
+
+  function showSearchError(text) {
+    el("search-error").textContent = text;
+  }
+
+  async function roomName(pk) {
+    if (pk === roomPk) return ROOM_NAME;
+    if (!roomNames.has(pk)) {
+      try {
+        roomNames.set(pk, (await socket.call("retrieve", { pk })).name);
+      } catch (error) {
+        return `room ${pk}`;
+      }
+    }
+    return roomNames.get(pk);
+  }
+
+  async function buildSearchResult(data) {
+    const item = document.createElement("div");
+    item.className = "search-result border rounded px-2 py-1 small";
+    item.dataset.id = String(data.id);
+    const head = document.createElement("div");
+    head.className = "d-flex flex-wrap gap-2 align-items-baseline";
+    if (search.scope === "all") {
+      const name = await roomName(data.room);
+      const link = document.createElement("a");
+      link.className = "result-room fw-semibold";
+      link.href = `/chat/${encodeURIComponent(name)}/`;
+      link.textContent = `#${name}`;
+      head.append(link);
+    }
+    const author = document.createElement("span");
+    author.className = "author fw-semibold";
+    author.textContent = data.user.username;
+    const time = document.createElement("time");
+    time.className = "time text-body-secondary";
+    time.dateTime = data.created_at;
+    time.textContent = formatTime(data.created_at);
+    head.append(author, time);
+    const text = document.createElement("div");
+    text.className = "text";
+    text.textContent = data.text;
+    item.append(head, text);
+    return item;
+  }
+
+  async function runSearch(more) {
+    const params = { query: search.query, limit: SEARCH_PAGE };
+    if (search.scope === "room") params.pk = roomPk;
+    if (more && search.lastId !== null) params.before_id = search.lastId;
+    let page;
+    try {
+      page = await socket.call("search_messages", params);
+    } catch (error) {
+      showSearchError(error instanceof ChatDisconnected ? "Not connected: try again in a moment." : error.message);
+      return;
+    }
+    const results = el("search-results");
+    if (!more) results.replaceChildren();
+    for (const data of page.results) results.append(await buildSearchResult(data));
+    search.count += page.results.length;
+    if (page.results.length) search.lastId = page.results[page.results.length - 1].id;
+    el("search-more").classList.toggle("d-none", !page.has_more);
+    const where = search.scope === "room" ? "in this room" : "in all rooms";
+    el("search-summary").textContent = search.count
+      ? `${search.count}${page.has_more ? "+" : ""} result${search.count === 1 ? "" : "s"} for “${search.query}” ${where}`
+      : `No messages match “${search.query}” ${where}`;
+    el("search-panel").classList.remove("d-none");
+  }
+
+  el("search-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const query = el("search-input").value.trim();
+    if (!query) {
+      showSearchError("Type something to search for.");
+      return;
+    }
+    if (query.length > SEARCH_MAX_LENGTH) {
+      showSearchError(`Too long: at most ${SEARCH_MAX_LENGTH} characters.`);
+      return;
+    }
+    if (roomPk === null) {
+      showSearchError("Not connected: try again in a moment.");
+      return;
+    }
+    showSearchError("");
+    Object.assign(search, { query, scope: el("search-scope").value, lastId: null, count: 0 });
+    runSearch(false);
+  });
+  el("search-input").addEventListener("input", () => showSearchError(""));
+  el("search-more").addEventListener("click", () => runSearch(true));
+  el("search-close").addEventListener("click", () => el("search-panel").classList.add("d-none"));
 
   updateCounter();
 })();
