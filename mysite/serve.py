@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from functools import partial
 from typing import Any, cast
@@ -22,6 +23,7 @@ from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from twisted.internet import defer, reactor, tcp
 from twisted.internet.base import ReactorBase
+from twisted.web.http import HTTPChannel
 
 logger = logging.getLogger("chat.server")
 
@@ -38,10 +40,38 @@ CLOSE_GOING_AWAY = 1001
 SHUTDOWN_GRACE_SECONDS = 5.0
 
 
+class _OpenedRequest:
+    """What daphne still reads of the handshake request once the socket is open: the path, for its log lines."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+
 class BoundedWebSocketProtocol(WebSocketProtocol):
     """A daphne WebSocket whose unsent backlog is bounded."""
 
     slow_consumer_closed = False
+    send_queue: "deque[tuple[bytes, bool]] | tuple[()]"  # autobahn's (untyped there)
+
+    def onOpen(self) -> None:
+        super().onOpen()
+        # The handshake is over: the raw request, its parsed headers and query parameters
+        # and the response would otherwise stay for the connection's whole life (issue 16:
+        # memory per idle connection). The scope keeps its own copies of what it needs.
+        self.request = _OpenedRequest(self.request.path)  # type: ignore[has-type]  # set by daphne's untyped onConnect
+        self.http_request_data = self.http_headers = self.http_request_params = self.http_response_data = None
+        # Daphne's upgrade leaves the HTTP channel registered as the socket's producer, which keeps
+        # it, its request and their headers alive; with the request never finished its
+        # pause/resume do nothing (twisted's HTTPChannel: _handlingRequest stays true).
+        transport = self.transport
+        if isinstance(getattr(transport, "producer", None), HTTPChannel):
+            transport.unregisterProducer()
+        if not self.send_queue:
+            # autobahn's queue for chopped or synced sends, which daphne never makes: an empty
+            # deque is ~0.6 KB per connection. sendData below makes one should they appear.
+            self.send_queue = ()
 
     def backlog_bytes(self) -> int:
         """Bytes written to the socket's transport that the peer has not taken yet."""
@@ -67,6 +97,8 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
         super().serverSend(content, binary)
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        if (sync or chopsize) and not isinstance(self.send_queue, deque):
+            self.send_queue = deque()  # autobahn appends to it (see onOpen)
         if sync or chopsize or self.send_queue or not self._write_now(data):
             super().sendData(data, sync, chopsize)
 

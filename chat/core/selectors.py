@@ -105,11 +105,11 @@ def present_users_by_room(room_ids: Iterable[int]) -> dict[int, list[dict[str, A
     return users
 
 
-def _attach_live_state(rooms: "Sequence[RoomWithNewest]") -> None:
+def _attach_live_state(rooms: "Sequence[RoomWithNewest]", *, with_present_users: bool = True) -> None:
     """Set `current_users` and `last_message` on rooms from _room_queryset, in two queries."""
     if not rooms:
         return
-    present = present_users_by_room(room.pk for room in rooms)
+    present = present_users_by_room(room.pk for room in rooms) if with_present_users else {}
     newest_ids = [room.newest_message_id for room in rooms if room.newest_message_id]
     newest = Message.objects.select_related("user").in_bulk(newest_ids) if newest_ids else {}
     attach_reactions(list(newest.values()))
@@ -118,12 +118,12 @@ def _attach_live_state(rooms: "Sequence[RoomWithNewest]") -> None:
         room.last_message = newest.get(room.newest_message_id)
 
 
-def room_get(*, pk: int) -> Room:
-    """The room with its live state, or RoomNotFound."""
+def room_get(*, pk: int, with_present_users: bool = True) -> Room:
+    """The room with its live state (`current_users` empty unless with_present_users), or RoomNotFound."""
     room = _room_queryset().filter(pk=pk).first()
     if room is None:
         raise RoomNotFound()
-    _attach_live_state([room])
+    _attach_live_state([room], with_present_users=with_present_users)
     return room
 
 

@@ -42,6 +42,11 @@ PASSWORD_MAX_LENGTH = 128
 
 def validate(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
     """Validate request data, query parameters or action parameters; DRF's 400 on errors."""
+    fast = _FAST_VALIDATION.get(serializer_class)
+    if fast is not None and isinstance(data, dict):
+        valid = fast(data)
+        if valid is not None:
+            return valid
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
@@ -50,6 +55,34 @@ def validate(serializer_class: type[serializers.Serializer], data: Any) -> dict[
 def serialize_many(serializer_class: type[serializers.BaseSerializer], instances: Any) -> list[dict[str, Any]]:
     """Serialize a sequence of instances to plain dicts (typed: DRF's stubs call `.data` of many=True a dict)."""
     return cast(list[dict[str, Any]], serializer_class(instances, many=True).data)
+
+
+def _is_id(value: Any, minimum: int = 1) -> bool:
+    # bool is not an id, as for DRF's IntegerField; the bounds are the serializers' own.
+    return type(value) is int and minimum <= value <= BIGINT_MAX
+
+
+def _fast_pk(data: dict[str, Any]) -> dict[str, Any] | None:
+    return {"pk": data["pk"]} if _is_id(data.get("pk")) else None
+
+
+def _fast_room(data: dict[str, Any]) -> dict[str, Any] | None:
+    return {"room": data["room"]} if _is_id(data.get("room")) else None
+
+
+def _fast_subscribe(data: dict[str, Any]) -> dict[str, Any] | None:
+    if not _is_id(data.get("pk")):
+        return None
+    if "after_seq" not in data:
+        return {"pk": data["pk"]}
+    return {"pk": data["pk"], "after_seq": data["after_seq"]} if _is_id(data["after_seq"], 0) else None
+
+
+# The DRF serializer each of these stands for, built and run per frame, costs more than
+# the rest of a join: a plain check answers the valid parameters (ints in range), and
+# anything else goes through the serializer, so every error stays DRF's own.
+_FAST_VALIDATION: dict[type[serializers.Serializer], Any] = {}
+_DATETIME = serializers.DateTimeField(read_only=True)
 
 
 class StrictCharField(serializers.CharField):
@@ -97,6 +130,23 @@ class UserSerializer(serializers.ModelSerializer):
         model = User
         fields = ["id", "username"]
         read_only_fields = fields
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        # Plain code, not DRF's field machinery (which builds the fields per instance of the
+        # serializer); tests/unit/test_fast_serializers.py checks both give the same.
+        if type(self) is not UserSerializer or self.Meta.fields != _USER_FIELDS:
+            return super().to_representation(instance)
+        return user_json(instance)
+
+
+# The fields the plain code below gives: a serializer whose Meta.fields differ (a field
+# added on another branch, say) takes DRF's way until the plain code learns the field.
+_USER_FIELDS = ["id", "username"]
+
+
+def user_json(user: Any) -> dict[str, Any]:
+    """A §1 User."""
+    return {"id": user.pk, "username": user.username}
 
 
 class RegisterSerializer(serializers.ModelSerializer):
@@ -184,6 +234,30 @@ class MessageSerializer(serializers.ModelSerializer):
             selectors.attach_reactions([message])
         return message.reaction_summary
 
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        # See UserSerializer.to_representation; a subclass or a changed field list takes DRF's way.
+        if type(self) is not MessageSerializer or self.Meta.fields != _MESSAGE_FIELDS:
+            return super().to_representation(instance)
+        return message_json(instance)
+
+
+_MESSAGE_FIELDS = ["id", "room", "seq", "user", "text", "client_id", "created_at", "created_at_formatted", "edited_at"]
+
+
+def message_json(message: Message) -> dict[str, Any]:
+    """A §1 Message, as MessageSerializer gives it."""
+    return {
+        "id": message.pk,
+        "room": message.room_id,
+        "seq": message.seq,
+        "user": user_json(message.user),
+        "text": message.text,
+        "client_id": message.client_id,
+        "created_at": _DATETIME.to_representation(message.created_at),
+        "created_at_formatted": message.created_at.strftime(CREATED_AT_FORMAT),
+        "edited_at": None if message.edited_at is None else _DATETIME.to_representation(message.edited_at),
+    }
+
 
 class RoomSerializer(serializers.ModelSerializer):
     """A room with its live presence and newest message (set by chat.core.selectors.room_get / room_list)."""
@@ -226,6 +300,25 @@ class RoomSerializer(serializers.ModelSerializer):
     def get_current_users(self, room: Room) -> list[dict[str, Any]]:
         # Already §1 User dicts (selectors.present_users_by_room): no per-user serialization.
         return room.current_users
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        # See UserSerializer.to_representation.
+        if type(self) is not RoomSerializer or self.Meta.fields != _ROOM_FIELDS or _MESSAGE_FIELDS != MessageSerializer.Meta.fields:
+            return super().to_representation(instance)
+        last_message = getattr(instance, "last_message", None)  # DRF's allow_null field: None when unset
+        return {
+            "pk": instance.pk,
+            "name": instance.name,
+            "host": user_json(instance.host),
+            "current_users": instance.current_users,
+            "last_message": None if last_message is None else message_json(last_message),
+            "created_at": _DATETIME.to_representation(instance.created_at),
+            "kind": instance.kind,
+            "member_count": getattr(instance, "member_count", 0),
+        }
+
+
+_ROOM_FIELDS = ["pk", "name", "host", "current_users", "last_message", "created_at", "kind", "member_count"]
 
 
 class RoomListParamsSerializer(serializers.Serializer):
@@ -376,3 +469,6 @@ class ReadStateSerializer(serializers.Serializer):
 
     last_read_seq = serializers.IntegerField()
     unread_count = serializers.IntegerField()
+
+
+_FAST_VALIDATION.update({PkParamSerializer: _fast_pk, RoomParamSerializer: _fast_room, SubscribeParamsSerializer: _fast_subscribe})

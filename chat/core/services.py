@@ -451,6 +451,11 @@ def connection_open(*, channel_name: str, user: User, server_id: str, max_per_us
 
     TooManyConnections when the user already has `max_per_user` live connections.
     """
+    if connection.vendor == "postgresql":
+        live = _count_and_insert_connection(channel_name=channel_name, user=user, server_id=server_id, max_per_user=max_per_user)
+        if max_per_user is not None and live >= max_per_user:
+            raise TooManyConnections()
+        return not live
     live = selectors.live_connection_count(user_id=user.pk)
     if max_per_user is not None and live >= max_per_user:
         raise TooManyConnections()
@@ -574,3 +579,24 @@ def presence_leave(*, channel_name: str, room_id: int, user: User) -> bool:
         if not deleted:  # neither present here nor a member: nothing to leave
             raise
     return bool(deleted) and not selectors.present_pairs(room_ids=[room_id], user_ids=[user.pk])
+
+
+_CONNECTIONS = Connection._meta.db_table
+
+
+def _count_and_insert_connection(*, channel_name: str, user: User, server_id: str, max_per_user: int | None) -> int:
+    """PostgreSQL: the user's live connections before this one, and this one recorded unless that reaches the cap, in one statement.
+
+    The count and the insert share the statement's snapshot, as the ORM's count-then-create
+    (two round trips) would see it without a concurrent connection of the same user.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH live AS (SELECT count(*) AS n FROM {_CONNECTIONS} WHERE user_id = %s AND seen_at >= %s),"
+            f" added AS (INSERT INTO {_CONNECTIONS} (channel_name, user_id, server_id, seen_at)"
+            " SELECT %s, %s, %s, %s WHERE %s IS NULL OR (SELECT n FROM live) < %s)"
+            " SELECT n FROM live",
+            [user.pk, selectors.live_connection_cutoff(), channel_name, user.pk, server_id, timezone.now(), max_per_user, max_per_user],
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0

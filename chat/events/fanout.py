@@ -15,10 +15,13 @@ with a channel per consumer. Works with any channel layer (in-memory, core, pub/
 import asyncio
 import logging
 import weakref
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from channels.consumer import get_handler_name
 from channels.layers import BaseChannelLayer, get_channel_layer
+
+from chat.ops import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +44,8 @@ class LocalFanout:
         self.channel: str | None = None
         self.reader: asyncio.Task[None] | None = None  # held here so the task is not garbage-collected
         self.channel_ready: asyncio.Lock = asyncio.Lock()
+        # Event type -> a function of this process (not of a consumer) called once per such event.
+        self.listeners: dict[str, Callable[[dict[str, Any]], None]] = {}
 
     async def add(self, group: str, member: Member) -> None:
         members = self.members.setdefault(group, {})
@@ -95,16 +100,30 @@ class LocalFanout:
 
     async def deliver(self, message: dict[str, Any]) -> None:
         """Hand one layer message to every local member of its group."""
+        listener = self.listeners.get(message.get("type", ""))
+        if listener is not None:
+            try:
+                listener(message)
+            except Exception:
+                logger.exception("the process's listener of %s failed", message["type"])
         members = self.members.get(message.get("group", ""))
         if not members:
             return
         handler_name = get_handler_name(message)
+        sent = 0
         for member in list(members):
             try:
-                await getattr(member, handler_name)(message)
+                # A handler may return how many frames it sent: those are counted here, once per event.
+                sent += await getattr(member, handler_name)(message) or 0
             except Exception:
                 # One broken connection must not cost the others their events.
                 logger.exception("delivering %s to %s failed", message["type"], member.channel_name)
+        if sent:
+            try:
+                # Per event, not per frame: a histogram observation per frame cost ~5% of a fan-out.
+                metrics.events_sent(message.get("action", ""), sent, message.get("committed_at"))
+            except Exception:  # a metric must never stop the reader (and so every later event)
+                logger.exception("counting %s failed", message["type"])
 
 
 _fanouts: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LocalFanout]" = weakref.WeakKeyDictionary()

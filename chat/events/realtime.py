@@ -17,8 +17,11 @@ from channels.layers import get_channel_layer
 
 from chat.core import selectors, services
 from chat.core.db import db_thread
+from chat.core.jsonenc import RawJSON
 from chat.core.serializers import UserSerializer, serialize_many
 from chat.events import groups
+from chat.events.fanout import local_fanout
+from chat.events.presence_cache import PresenceCache, presence_cache
 from chat.ops import metrics
 
 logger = logging.getLogger(__name__)
@@ -75,10 +78,60 @@ def _present_users(room_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     return {room_id: present.get(room_id, []) for room_id in room_ids}
 
 
+def _presence_cache() -> PresenceCache:
+    """This process's present-user lists, kept exact by other processes' presence pushes."""
+    fanout = local_fanout()
+    if groups.PRESENCE_EVENT not in fanout.listeners:
+        fanout.listeners[groups.PRESENCE_EVENT] = _presence_pushed
+    return presence_cache()
+
+
+def _presence_pushed(message: dict[str, Any]) -> None:
+    """A presence push reached this process: another process's means presence changed there."""
+    if message.get("origin") != SERVER_ID:
+        room_id = message.get("room")
+        cache = presence_cache()
+        cache.drop([room_id] if isinstance(room_id, int) else list(cache.entries))
+
+
+@db_thread
+def _present_users_of(room_id: int) -> list[dict[str, Any]]:
+    return selectors.present_users_by_room([room_id]).get(room_id, [])
+
+
+async def present_users_json(room_id: int) -> RawJSON:
+    """The room's present users as encoded JSON, from the cache or one query."""
+    cache = _presence_cache()
+    encoded = cache.users_json(room_id)
+    if encoded is None:
+        build = cache.start_build(room_id)
+        users: list[dict[str, Any]] | None = None
+        try:
+            users = await _present_users_of(room_id)
+        finally:
+            cache.store(room_id, build, users)
+        encoded = cache.users_json(room_id)
+        if encoded is None:  # not kept (overtaken by a change, or not in the room group): this query's answer
+            encoded = RawJSON(json.dumps(users))
+    return encoded
+
+
+async def presence_joined(room_id: int, user: Any, changed: bool) -> None:
+    """The user is present in the room now, by a join on this process; push presence if that changed it."""
+    _presence_cache().joined(room_id, user.pk, user.username)
+    if changed:
+        _schedule_presence([room_id])
+
+
 async def push_presence(room_ids: list[int]) -> None:
     """Soon tell each room's audience who is present (coalesced with other changes to the same rooms)."""
     if not room_ids:
         return
+    _presence_cache().drop(room_ids)
+    _schedule_presence(room_ids)
+
+
+def _schedule_presence(room_ids: list[int]) -> None:
     state = _state()
     state.pending_presence.update(room_ids)
     if state.presence_flush is None or state.presence_flush.done():
@@ -98,16 +151,26 @@ async def _flush_presence(delay: float) -> None:
     while state.pending_presence:
         await asyncio.sleep(delay)
         room_ids, state.pending_presence = sorted(state.pending_presence), set()
+        # Always a fresh query, never the cache: another process's change may not have
+        # reached this one yet, and this push must not undo that process's own.
+        cache = _presence_cache()
+        builds = {room_id: cache.start_build(room_id) for room_id in room_ids}
+        present: dict[int, list[dict[str, Any]]] = {}
         try:
             present = await _present_users(room_ids)
         except Exception:
             logger.exception("presence push failed")
             continue
+        finally:
+            for room_id, build in builds.items():
+                cache.store(room_id, build, present.get(room_id))
         for room_id, users in present.items():
             state.room_sizes[room_id] = len(users)
             # Encoded once here; every connection sends the same text.
             frame = json.dumps({"action": groups.PUSH_PRESENCE, "room": room_id, "data": {"users": users}})
-            await _group_send(groups.room_group(room_id), {"type": groups.PRESENCE_EVENT, "text": frame})
+            # "origin" and "room" tell other processes' presence caches (chat.events.presence_cache) to drop the room.
+            message = {"type": groups.PRESENCE_EVENT, "text": frame, "room": room_id, "origin": SERVER_ID}
+            await _group_send(groups.room_group(room_id), message)
         delay = _flush_delay(state, state.pending_presence)
 
 

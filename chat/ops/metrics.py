@@ -84,7 +84,8 @@ EVENTS_FANNED_OUT = Counter(
 )
 FANOUT_DELAY = Histogram(
     "chat_fanout_delay_seconds",
-    "Seconds from the database commit of a change to its event being sent to a client.",
+    "Seconds from the database commit of a change to its event being sent to a client"
+    " (message and room events: once per event and process, when sent to the last of its clients there).",
     ["event"],
     buckets=FANOUT_DELAY_BUCKETS,
 )
@@ -162,6 +163,14 @@ def event_sent(event: str, committed_at: float | None = None) -> None:
     """Count an event pushed to a client; observe its delay when the commit time (time.time()) is known."""
     kind = _known(event, EVENTS)
     _EVENT_COUNTERS[kind].inc()
+    if committed_at is not None:
+        _EVENT_DELAYS[kind].observe(max(0.0, time.time() - committed_at))
+
+
+def events_sent(event: str, count: int, committed_at: float | None = None) -> None:
+    """Count one event pushed to `count` clients of this process; observe its delay once, after the last of them."""
+    kind = _known(event, EVENTS)
+    _EVENT_COUNTERS[kind].inc(count)
     if committed_at is not None:
         _EVENT_DELAYS[kind].observe(max(0.0, time.time() - committed_at))
 

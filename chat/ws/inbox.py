@@ -116,12 +116,13 @@ class InboxMixin(_InboxBase):
             await multiplex.sender(stream, self.send_text)(frame)
             metrics.event_sent(push)
 
-    async def message_activity(self, message: dict[str, Any]) -> None:
+    async def message_activity(self, message: dict[str, Any]) -> int:
         """groups.MESSAGE_EVENT: the streams' delivery (MessagesMixin), then a `room_message` if the inbox holds the room."""
-        await super().message_activity(message)
+        sent = await super().message_activity(message)  # the stream frames, counted by the fan-out
         event = message["body"]
         if message["action"] == groups.PUSH_CREATE and event["room"] in self.inbox_rooms:
             await self._inbox_push(groups.PUSH_ROOM_MESSAGE, event["room"], event["data_json"])
+        return sent
 
     # --- layer events (chat/events/access.py) ------------------------------------------------------
 

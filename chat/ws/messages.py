@@ -17,7 +17,6 @@ from chat.core.serializers import (
     validate,
 )
 from chat.events.streams import message_observer
-from chat.ops import metrics
 from chat.ws import limits, multiplex
 from chat.ws.connection import ConsumerMixin
 from chat.ws.protocol import CLOSE_INTERNAL_ERROR, Status
@@ -113,10 +112,11 @@ class MessagesMixin(ConsumerMixin):
         # The client resumes with after_seq (api_docs/PROTOCOL.md §2: 1011).
         await self.close(code=CLOSE_INTERNAL_ERROR)
 
-    async def message_activity(self, message: dict[str, Any]) -> None:
-        """Layer events of type groups.MESSAGE_EVENT: a message was created, edited or deleted."""
-        event, action = message["body"], message["action"]
+    async def message_activity(self, message: dict[str, Any]) -> int:
+        """Layer events of type groups.MESSAGE_EVENT: a message was created, edited or deleted; returns the frames sent."""
+        event, action, sent = message["body"], message["action"], 0
         for request_id in message_observer.request_ids(self, message["group"]):
             stream = self.message_streams.get((event["room"], request_id))
             if stream is not None and await stream.deliver(event, action):
-                metrics.event_sent(action, message["committed_at"])
+                sent += 1
+        return sent  # counted by the fan-out (metrics.events_sent), once per event

@@ -12,6 +12,7 @@ import json
 import logging
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Coroutine
 from typing import Any
 
@@ -21,6 +22,7 @@ from djangochannelsrestframework.generics import GenericAsyncAPIConsumer
 from djangochannelsrestframework.permissions import IsAuthenticated
 from rest_framework.exceptions import APIException, MethodNotAllowed
 
+from chat.core import jsonenc
 from chat.core.exceptions import RateLimited
 from chat.events.fanout import local_fanout
 from chat.ops import metrics
@@ -36,6 +38,10 @@ CLOSE_AUTH_REVOKED = 4401
 
 # What a request/response action returns: the response's data and status.
 Status = tuple[Any, int]
+
+
+def _request_ids_by_group() -> defaultdict[str, set[Any]]:
+    return defaultdict(set)
 
 
 class ProtocolConsumer(GenericAsyncAPIConsumer):
@@ -55,6 +61,8 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
         # This connection's id (Connection.channel_name): what presence rows point at. Set here
         # because Channels only names a connection after its (absent) layer channel.
         self.channel_name = f"conn.{uuid.uuid4().hex}"
+        # DCRF's own is a defaultdict with a fresh lambda per connection.
+        self._observer_group_to_request_id: defaultdict[str, defaultdict[str, set[Any]]] = defaultdict(_request_ids_by_group)
         self.user: Any = None
         self.opened_at = time.monotonic()
         self.frame_bucket = limits.FrameBucket()
@@ -248,6 +256,11 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
             await self.handle_exception(MethodNotAllowed(action), action, request_id)
             return
         await super().handle_action(action, request_id=request_id, **params)
+
+    @classmethod
+    async def encode_json(cls, content: Any) -> str:
+        """Encode an outgoing frame (every response goes through here), splicing in already encoded JSON (RawJSON)."""
+        return jsonenc.dumps(content)
 
     async def send_text(self, text: str) -> None:
         """Send one already encoded frame straight to the server (the generic send() only wraps this in two calls)."""

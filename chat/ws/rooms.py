@@ -10,7 +10,6 @@ from chat.core.exceptions import NotSubscribed
 from chat.core.serializers import PkParamSerializer, RoomSerializer, validate
 from chat.events import groups
 from chat.events.streams import room_observer
-from chat.ops import metrics
 from chat.ws import limits, multiplex
 from chat.ws.connection import ConsumerMixin
 from chat.ws.protocol import Status
@@ -72,12 +71,13 @@ class RoomsMixin(ConsumerMixin):
         await room_observer.unsubscribe(self, room_id=room_id, request_id=request_id)
         return None, 200
 
-    async def room_activity(self, message: dict[str, Any]) -> None:
-        """Layer events of type groups.ROOM_EVENT: a room was renamed or deleted."""
-        event, action = message["body"], message["action"]
+    async def room_activity(self, message: dict[str, Any]) -> int:
+        """Layer events of type groups.ROOM_EVENT: a room was renamed or deleted; returns the frames sent."""
+        event, action, sent = message["body"], message["action"], 0
         if action not in (groups.PUSH_UPDATE, groups.PUSH_DELETE):
-            return
+            return 0
         for request_id in room_observer.request_ids(self, message["group"]):
             stream = self.instance_subscriptions.get((event["pk"], request_id))
             await self.send_json(multiplex.wrap(stream, {"action": action, "request_id": request_id, "pk": event["pk"], "data": event}))
-            metrics.event_sent(action, message["committed_at"])
+            sent += 1
+        return sent  # counted by the fan-out (metrics.events_sent), once per event

@@ -57,6 +57,7 @@ class MessageStream:
         self._read_history = read_history
         self._spawn = spawn
         self._fail = fail
+        self._create_head: str | None = None
 
     def end(self) -> None:
         """Stop sending: a replay or gap repair in progress stops at its next step."""
@@ -123,4 +124,9 @@ class MessageStream:
         return sent
 
     async def _send_event(self, event: Event, action: str) -> None:
-        await self.send(message_push(action, self.request_id, event["pk"], event["data_json"]))
+        if action == PUSH_CREATE:  # the bulk of a stream: its frame's head is built once per subscription
+            if self._create_head is None:
+                self._create_head = f'{{"action": "{PUSH_CREATE}", "request_id": {json.dumps(self.request_id)}, "pk": '
+            await self.send(f'{self._create_head}{event["pk"]}, "data": {event["data_json"]}}}')
+        else:
+            await self.send(message_push(action, self.request_id, event["pk"], event["data_json"]))
