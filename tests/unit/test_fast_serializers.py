@@ -15,6 +15,7 @@ from chat.core.serializers import (
     RoomSerializer,
     SubscribeParamsSerializer,
     UserSerializer,
+    serialize_many,
     validate,
 )
 from chat.models import Message
@@ -24,8 +25,8 @@ pytestmark = pytest.mark.django_db
 
 
 def message(text: str = "hello", client_id: str | None = None) -> Message:
-    room = RoomFactory()
-    stored, _ = services.message_store(room_id=room.pk, author=UserFactory(), text=text, client_id=client_id)
+    room = RoomFactory.create()
+    stored, _ = services.message_store(room_id=room.pk, author=UserFactory.create(), text=text, client_id=client_id)
     return stored
 
 
@@ -41,12 +42,12 @@ def test_message_room_and_user_match_drf() -> None:
     for instance in (plain, edited):
         assert MessageSerializer(instance).data == drf(MessageSerializer(instance), instance)
         assert UserSerializer(instance.user).data == drf(UserSerializer(instance.user), instance.user)
-    for room in (selectors.room_get(pk=plain.room_id), selectors.room_get(pk=RoomFactory().pk)):
+    for room in (selectors.room_get(pk=plain.room_id), selectors.room_get(pk=RoomFactory.create().pk)):
         fast = RoomSerializer(room).data
         assert fast == drf(RoomSerializer(room), room)
         assert list(fast) == list(RoomSerializer.Meta.fields)
     rooms = [selectors.room_get(pk=plain.room_id)]
-    assert RoomSerializer(rooms, many=True).data == [drf(RoomSerializer(rooms[0]), rooms[0])]
+    assert serialize_many(RoomSerializer, rooms) == [drf(RoomSerializer(rooms[0]), rooms[0])]
 
 
 @pytest.mark.parametrize(
