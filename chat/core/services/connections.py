@@ -1,0 +1,173 @@
+"""Live connections and presence: open, close, heartbeat, sweep, enter and leave rooms (api_docs/PROTOCOL.md §3)."""
+
+from dataclasses import dataclass, field
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from chat.core import selectors
+from chat.core.exceptions import (
+    NotRoomMember,
+    RoomNotFound,
+    TooManyConnections,
+)
+
+# Package-private: presence and membership change together (one transaction per join).
+from chat.core.services.rooms import _check_leave, _join, room_leave
+from chat.models import Connection, Presence, Room, Server, User
+
+
+def connection_open(*, channel_name: str, user: User, server_id: str, max_per_user: int | None = None) -> bool:
+    """Record a new WebSocket connection; True when it makes the user online.
+
+    TooManyConnections when the user already has `max_per_user` live connections.
+    """
+    if connection.vendor == "postgresql":
+        live = _count_and_insert_connection(channel_name=channel_name, user=user, server_id=server_id, max_per_user=max_per_user)
+        if max_per_user is not None and live >= max_per_user:
+            raise TooManyConnections()
+        return not live
+    live = selectors.live_connection_count(user_id=user.pk)
+    if max_per_user is not None and live >= max_per_user:
+        raise TooManyConnections()
+    Connection.objects.create(channel_name=channel_name, user=user, server_id=server_id, seen_at=timezone.now())
+    return not live
+
+
+def connections_close(*, channel_names: list[str]) -> tuple[list[int], list[int]]:
+    """Forget connections and their presence, in a fixed number of queries however many there are.
+
+    Returns the rooms whose set of present users changed, and the users left with no live connection.
+    """
+    presences = set(Presence.objects.filter(connection_id__in=channel_names).values_list("room_id", "connection__user_id"))
+    user_ids = set(Connection.objects.filter(pk__in=channel_names).values_list("user_id", flat=True))
+    # Presence first: then deleting the connections needs no cascade look-up.
+    Presence.objects.filter(connection_id__in=channel_names).delete()
+    Connection.objects.filter(pk__in=channel_names).delete()
+    still_present = selectors.present_pairs(room_ids={room for room, _ in presences}, user_ids={user for _, user in presences})
+    changed_rooms = sorted({room for room, user in presences if (room, user) not in still_present})
+    return changed_rooms, sorted(user_ids - selectors.online_user_ids(user_ids=user_ids))
+
+
+# Rows per INSERT when the heartbeat re-creates many rows at once.
+BULK_BATCH_SIZE = 2000
+
+
+@dataclass
+class Heartbeat:
+    """What one heartbeat changed: rows it re-created, ghosts it removed, users no longer active."""
+
+    revived_rooms: list[int] = field(default_factory=list)
+    revived_user_ids: list[int] = field(default_factory=list)
+    departed_rooms: list[int] = field(default_factory=list)
+    departed_user_ids: list[int] = field(default_factory=list)
+    inactive_channels: list[str] = field(default_factory=list)
+
+
+def connection_heartbeat(*, server_id: str, held: dict[str, tuple[int, list[int]]]) -> Heartbeat:
+    """Mark this server process alive and make the database agree with the connections it really holds.
+
+    `held`: channel name -> (user id, rooms present in), for every open consumer of the
+    process. Rows of held connections that are missing (another process's sweep removed
+    them while this one could not reach the database) are re-created with their
+    presence; rows of this process that no consumer holds (a handshake that failed
+    half-way) are removed. Also reports the held connections of deactivated users.
+    """
+    now = timezone.now()
+    beat = Heartbeat()
+    Server.objects.bulk_create(
+        [Server(server_id=server_id, seen_at=now)], update_conflicts=True, unique_fields=["server_id"], update_fields=["seen_at"]
+    )
+    # Queries go by server_id, not by lists of channel names: a process may hold tens of
+    # thousands of connections, more than one statement takes parameters.
+    recorded = set(Connection.objects.filter(server_id=server_id).values_list("pk", flat=True))
+    ghosts = sorted(recorded - held.keys())
+    if ghosts:
+        beat.departed_rooms, beat.departed_user_ids = connections_close(channel_names=ghosts)
+    if not held:
+        return beat
+    Connection.objects.filter(server_id=server_id).update(seen_at=now)
+    missing = [name for name in held if name not in recorded]
+    if missing:
+        user_ids = {held[name][0] for name in missing}
+        online_before = selectors.online_user_ids(user_ids=user_ids)
+        Connection.objects.bulk_create(
+            [Connection(channel_name=name, user_id=held[name][0], server_id=server_id, seen_at=now) for name in missing],
+            ignore_conflicts=True,
+            batch_size=BULK_BATCH_SIZE,
+        )
+        beat.revived_user_ids = sorted(user_ids - online_before)
+    wanted = {(name, room_id) for name, (_, room_ids) in held.items() for room_id in room_ids}
+    if wanted:
+        present = set(Presence.objects.filter(connection__server_id=server_id).values_list("connection_id", "room_id"))
+        lost = wanted - present
+        rooms = set(Room.objects.filter(pk__in={room_id for _, room_id in lost}).values_list("pk", flat=True)) if lost else set()
+        revived = [Presence(connection_id=name, room_id=room_id) for name, room_id in lost if room_id in rooms]
+        Presence.objects.bulk_create(revived, ignore_conflicts=True, batch_size=BULK_BATCH_SIZE)
+        beat.revived_rooms = sorted({presence.room_id for presence in revived})
+    inactive = selectors.inactive_user_connections(server_id=server_id)
+    beat.inactive_channels = sorted(name for name in inactive if name in held)
+    return beat
+
+
+def connection_sweep() -> tuple[list[int], list[int]]:
+    """Forget the connections of server processes that stopped beating (see connections_close for what it returns).
+
+    A connection goes only when both it and its server's heartbeat row are stale (or the
+    server has none): a live process whose beats failed for a while keeps its rows, and
+    re-creates any that are gone. Call it only after this process has reached the
+    database for the whole expiry window, so that "stale" means "missed its beats while
+    the database answered", not "the database was down".
+    """
+    cutoff = selectors.live_connection_cutoff()
+    fresh_servers = Server.objects.filter(seen_at__gte=cutoff).values("server_id")
+    stale = list(Connection.objects.filter(seen_at__lt=cutoff).exclude(server_id__in=fresh_servers).values_list("pk", flat=True))
+    result = connections_close(channel_names=stale) if stale else ([], [])
+    Server.objects.filter(seen_at__lt=cutoff).delete()
+    return result
+
+
+def presence_enter(*, channel_name: str, room_id: int, user: User) -> bool:
+    """Join a room the user can see as a member and be present on this connection; True when the set of present users changed."""
+    # One transaction, one commit: a crowd joining a room is bound by these round trips
+    # (a state query, the membership insert for newcomers only, the presence insert).
+    try:
+        with transaction.atomic():
+            state = _join(room_id=room_id, user=user)
+            Presence.objects.bulk_create([Presence(connection_id=channel_name, room_id=room_id)], ignore_conflicts=True)
+    except IntegrityError as exc:  # a foreign key to a room that does not exist (checked at the latest on commit)
+        raise RoomNotFound() from exc
+    return not state["is_present"]
+
+
+def presence_leave(*, channel_name: str, room_id: int, user: User) -> bool:
+    """End this connection's presence and the user's membership; True when the set of present users changed."""
+    _check_leave(room_id=room_id, user=user)  # a refused leave changes nothing, presence included
+    deleted, _ = Presence.objects.filter(connection_id=channel_name, room_id=room_id).delete()
+    try:
+        room_leave(room_id=room_id, user=user)
+    except NotRoomMember:
+        if not deleted:  # neither present here nor a member: nothing to leave
+            raise
+    return bool(deleted) and not selectors.present_pairs(room_ids=[room_id], user_ids=[user.pk])
+
+
+_CONNECTIONS = Connection._meta.db_table
+
+
+def _count_and_insert_connection(*, channel_name: str, user: User, server_id: str, max_per_user: int | None) -> int:
+    """PostgreSQL: the user's live connections before this one, and this one recorded unless that reaches the cap, in one statement.
+
+    The count and the insert share the statement's snapshot, as the ORM's count-then-create
+    (two round trips) would see it without a concurrent connection of the same user.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH live AS (SELECT count(*) AS n FROM {_CONNECTIONS} WHERE user_id = %s AND seen_at >= %s),"
+            f" added AS (INSERT INTO {_CONNECTIONS} (channel_name, user_id, server_id, seen_at)"
+            " SELECT %s, %s, %s, %s WHERE %s IS NULL OR (SELECT n FROM live) < %s)"
+            " SELECT n FROM live",
+            [user.pk, selectors.live_connection_cutoff(), channel_name, user.pk, server_id, timezone.now(), max_per_user, max_per_user],
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0

@@ -1,0 +1,177 @@
+"""Messages and reactions: post (seq, idempotency, flood limit), edit, delete, react (api_docs/PROTOCOL.md §2, §7)."""
+
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+from rest_framework.exceptions import ValidationError
+
+from chat.core import selectors
+from chat.core.exceptions import (
+    Banned,
+    MessageNotFound,
+    NotMessageAuthor,
+    NotRoomMember,
+    ReactionNotFound,
+    RoomNotFound,
+)
+from chat.core.ratelimit import message_rate_limit_check
+from chat.events.streams import message_changed
+from chat.models import Membership, Message, Reaction, Role, Room, RoomKind, User
+from chat.ops import metrics
+
+REPLY_TO_INVALID = "Not a message of this room."
+
+
+def message_create(
+    *, room_id: int, author: User, text: str, client_id: str | None = None, reply_to: int | None = None
+) -> tuple[Message, bool]:
+    """Post a message as a member, within the flood limit; returns it and whether it is new.
+
+    A repeated client_id returns the first message and stores nothing (safe retries),
+    without counting against the flood limit. `reply_to` must be a message of the same room.
+    """
+    return _message_append(room_id=room_id, author=author, text=text, client_id=client_id, reply_to=reply_to, as_member=True)
+
+
+def message_store(
+    *, room_id: int, author: User, text: str, client_id: str | None = None, reply_to: int | None = None
+) -> tuple[Message, bool]:
+    """Store a message under the room's next seq, with no membership or flood checks (the admin's path)."""
+    return _message_append(room_id=room_id, author=author, text=text, client_id=client_id, reply_to=reply_to, as_member=False)
+
+
+def _message_append(
+    *, room_id: int, author: User, text: str, client_id: str | None, reply_to: int | None, as_member: bool
+) -> tuple[Message, bool]:
+    """Append a message to the room under its next seq, or return the one this client_id already stored.
+
+    The room row is locked while the next seq is taken, so concurrent posters get
+    1, 2, 3... with no gap or duplicate, and a retry racing its original finds it
+    under the same lock. Every check runs under that lock too: a post costs one
+    transaction of four statements, which bounds how fast a room can take messages.
+    """
+    # Inside a caller's transaction (the admin's, a test's) a savepoint keeps a refused
+    # post (403, 429) from breaking it; the admin's store is never refused, and DCRF's
+    # observers warn about savepoints, so it goes without.
+    with transaction.atomic(savepoint=as_member):
+        room = selectors.room_for_posting(room_id=room_id, user_id=author.pk)
+        if room is None or (as_member and not room.is_member and room.kind != RoomKind.PUBLIC):
+            raise RoomNotFound()
+        if client_id is not None:
+            # A query of its own, after the lock: a subquery of the locking statement would
+            # read a snapshot taken before the lock and miss a racing retry's commit.
+            existing = selectors.message_by_client_id(room_id=room_id, user_id=author.pk, client_id=client_id)
+            if existing is not None:
+                return existing, False
+        if as_member:
+            if not room.is_member:
+                raise Banned() if selectors.is_banned(room_id=room_id, user_id=author.pk) else NotRoomMember()
+        # The same room is enough for "a message the caller can see": the caller is a member of it.
+        if reply_to is not None and not selectors.message_in_room(message_id=reply_to, room_id=room_id):
+            raise ValidationError({"reply_to": [REPLY_TO_INVALID]})
+        if as_member:
+            message_rate_limit_check(user_id=author.pk)  # raises before anything is written
+        room.last_seq += 1
+        _advance_seq(room_id=room_id, author_id=author.pk, seq=room.last_seq)
+        message = Message(room_id=room_id, seq=room.last_seq, user=author, text=text, client_id=client_id, reply_to=reply_to)
+        message.reaction_summary = []  # a new message has none: serializing it (response, observer) needs no query
+        message.save(force_insert=True)
+        transaction.on_commit(metrics.message_created)
+    return message, True
+
+
+def _advance_seq(*, room_id: int, author_id: int, seq: int) -> None:
+    """Store the room's new last seq and move its author's last_read_seq to it (§6: your own post is read)."""
+    # update(), not save(): a new seq is not a room change its observers should announce.
+    # On PostgreSQL both in one statement, so a post still costs four round trips.
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_ADVANCE_SEQ_SQL, [seq, room_id, author_id, seq, seq, room_id])
+        return
+    Membership.objects.filter(room_id=room_id, user_id=author_id, last_read_seq__lt=seq).update(last_read_seq=seq)
+    Room.objects.filter(pk=room_id).update(last_seq=seq)
+
+
+_ADVANCE_SEQ_SQL = (
+    f"WITH read AS (UPDATE {Membership._meta.db_table} SET last_read_seq = %s"
+    " WHERE room_id = %s AND user_id = %s AND last_read_seq < %s RETURNING 1)"
+    f" UPDATE {Room._meta.db_table} SET last_seq = %s WHERE id = %s"
+)
+
+
+def message_update(*, message: Message, user: User, text: str) -> Message:
+    """Edit a message's text (author only), within the message flood limit."""
+    if message.user_id != user.pk:
+        raise NotMessageAuthor()
+    message_rate_limit_check(user_id=user.pk)
+    selectors.attach_reactions([message])  # once, for both the response and the observer's event
+    message.text = text
+    message.edited_at = timezone.now()
+    message.save(update_fields=["text", "edited_at"])
+    return message
+
+
+def message_delete(*, message: Message, user: User) -> None:
+    """Delete a message (its author, the room's owner or a moderator); its seq stays a hole."""
+    if message.user_id != user.pk and message.room.host_id != user.pk:
+        role = Membership.objects.filter(room_id=message.room_id, user_id=user.pk).values_list("role", flat=True).first()
+        if role != Role.MODERATOR:
+            raise NotMessageAuthor("Only the message's author, the room's owner or a moderator may delete it.")
+    message.reaction_summary = []  # its reactions go with it; the delete event needs no query for them
+    message.delete()
+
+
+def reaction_add(*, message_id: int, user: User, emoji: str) -> tuple[Message, bool]:
+    """React to a message of a room one is a member of; returns the message and whether the reaction is new.
+
+    Adding a reaction one already has stores nothing and sends no event.
+    """
+    with transaction.atomic():
+        message = _message_for_reaction(message_id=message_id, user=user)
+        reactions = Reaction.objects.filter(message_id=message_id, user_id=user.pk, emoji=emoji)
+        created = not reactions.exists()  # no race: the message row is locked
+        if created:
+            Reaction.objects.create(message_id=message_id, user_id=user.pk, emoji=emoji)
+        _announce_reactions(message, changed=created)
+    return message, created
+
+
+def reaction_remove(*, message_id: int, user: User, emoji: str) -> Message:
+    """Take back one's reaction (ReactionNotFound if there is none); returns the message."""
+    with transaction.atomic():
+        message = _message_for_reaction(message_id=message_id, user=user)
+        deleted, _ = Reaction.objects.filter(message_id=message_id, user_id=user.pk, emoji=emoji).delete()
+        if not deleted:
+            raise ReactionNotFound()
+        _announce_reactions(message, changed=True)
+    return message
+
+
+def _message_for_reaction(*, message_id: int, user: User) -> Message:
+    """The message, its row locked, once the user may react to it: a member of its room, within the flood limit.
+
+    The lock serialises reaction changes of one message, so each one's event carries the
+    reactions as they stand after it, and an add can check for a duplicate without a race.
+    """
+    membership = Membership.objects.filter(room_id=OuterRef("room_id"), user_id=user.pk)
+    message = (
+        Message.objects.select_for_update(of=("self",))
+        .select_related("user")
+        .filter(pk=message_id, room__in=selectors.rooms_visible_to(user=user))
+        .annotate(is_member=Exists(membership))
+        .order_by()
+        .first()
+    )
+    if message is None:
+        raise MessageNotFound()
+    if not message.is_member:
+        raise NotRoomMember()
+    message_rate_limit_check(user_id=user.pk)  # raises before anything is written
+    return message
+
+
+def _announce_reactions(message: Message, *, changed: bool) -> None:
+    """Read the message's reactions as they now stand and, if they changed, send its `update` event after commit."""
+    selectors.attach_reactions([message])
+    if changed:
+        message_changed(message)  # edited_at untouched: a reaction is not an edit
