@@ -228,11 +228,7 @@ class MessageSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(ReactionSerializer(many=True))
     def get_reactions(self, message: Message) -> list[dict[str, Any]]:
-        # Pages of messages come with their reactions read in one query (selectors.attach_reactions);
-        # only a lone message read some other way costs a query here.
-        if not hasattr(message, "reaction_summary"):
-            selectors.attach_reactions([message])
-        return message.reaction_summary
+        return _reactions(message)
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
         # See UserSerializer.to_representation; a subclass or a changed field list takes DRF's way.
@@ -241,7 +237,19 @@ class MessageSerializer(serializers.ModelSerializer):
         return message_json(instance)
 
 
-_MESSAGE_FIELDS = ["id", "room", "seq", "user", "text", "client_id", "created_at", "created_at_formatted", "edited_at"]
+_MESSAGE_FIELDS = [
+    "id",
+    "room",
+    "seq",
+    "user",
+    "text",
+    "client_id",
+    "created_at",
+    "created_at_formatted",
+    "edited_at",
+    "reply_to",
+    "reactions",
+]
 
 
 def message_json(message: Message) -> dict[str, Any]:
@@ -256,7 +264,17 @@ def message_json(message: Message) -> dict[str, Any]:
         "created_at": _DATETIME.to_representation(message.created_at),
         "created_at_formatted": message.created_at.strftime(CREATED_AT_FORMAT),
         "edited_at": None if message.edited_at is None else _DATETIME.to_representation(message.edited_at),
+        "reply_to": message.reply_to,
+        "reactions": _reactions(message),
     }
+
+
+def _reactions(message: Message) -> list[dict[str, Any]]:
+    # Pages of messages come with their reactions read in one query (selectors.attach_reactions);
+    # only a lone message read some other way costs a query here.
+    if not hasattr(message, "reaction_summary"):
+        selectors.attach_reactions([message])
+    return message.reaction_summary
 
 
 class RoomSerializer(serializers.ModelSerializer):
