@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from channels.layers import get_channel_layer
+from django.utils import timezone
 
 from chat.core import selectors, services
 from chat.core.db import db_thread
@@ -255,13 +256,14 @@ async def heartbeat_once() -> None:
     Raises when the database does not answer; the caller retries soon.
     """
     state = _state()
+    held_at = timezone.now()  # before the snapshot: a row written after it is never taken for a ghost
     held = {
         name: (consumer.user.pk, list(consumer.present_rooms))
         for name, consumer in state.consumers.items()
         if getattr(consumer, "user", None) is not None
     }
     try:
-        beat = await db_thread(services.connection_heartbeat)(server_id=SERVER_ID, held=held)
+        beat = await db_thread(services.connection_heartbeat)(server_id=SERVER_ID, held=held, held_at=held_at)
     except Exception:
         state.reachable_since = None
         raise

@@ -21,6 +21,7 @@ for the embedded default). Each server's stdout/stderr go to files that failures
 
 import functools
 import html
+import itertools
 import os
 import re
 import signal
@@ -30,15 +31,17 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import requests
 
 from tests import ROOT
+from tests.contract import ContractWebSocket, contract_connect
 
 # The interpreter running the suite is the project's .venv one; the servers use the same.
 PYTHON = sys.executable
@@ -350,3 +353,36 @@ def create_room(base_url: str, user: LiveUser, name: str | None = None) -> dict:
     response = requests.post(f"{base_url}/api/rooms/", json={"name": name or unique_name("room")}, headers=user.headers, timeout=15)
     assert response.status_code == 201, explain(response)
     return response.json()
+
+
+# --- WebSocket helpers shared by the live tests (every frame checked against asyncapi.yaml) ---------------
+
+_request_ids = itertools.count(1)
+
+
+@asynccontextmanager
+async def ws(server: LiveServer, user: LiveUser, **kwargs: Any) -> AsyncIterator[ContractWebSocket]:
+    """A token WebSocket to a live server, its frames checked against the contract."""
+    async with contract_connect(f"{server.ws_url}?token={user.token}", **kwargs) as connection:
+        yield connection
+
+
+async def call(client: ContractWebSocket, action: str, **params: Any) -> dict[str, Any]:
+    """One request that must succeed; its response."""
+    response = await client.request(action, request_id=params.pop("request_id", f"q{next(_request_ids)}"), **params)
+    assert response["response_status"] < 400, response
+    return response
+
+
+async def next_push(client: ContractWebSocket, action: str, timeout: float = 5) -> dict[str, Any]:
+    """The next push with this action (earlier buffered ones first), skipping other pushes."""
+    pushes = getattr(client, "pushes", [])
+    while pushes:
+        frame = pushes.pop(0)
+        if frame.get("action") == action:
+            return frame
+    deadline = time.monotonic() + timeout
+    while True:
+        frame = await client.receive_json_from(timeout=max(0.01, deadline - time.monotonic()))
+        if frame.get("action") == action and "response_status" not in frame:
+            return frame

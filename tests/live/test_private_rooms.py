@@ -2,51 +2,17 @@
 
 import itertools
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 import requests
 
-from tests.contract import ContractWebSocket, contract_connect
-from tests.live import LiveServer, LiveUser, explain, register_user, run_servers, unique_name
+from tests.contract import ContractWebSocket
+from tests.live import LiveServer, LiveUser, call, explain, next_push, register_user, unique_name, ws
 
 pytestmark = [pytest.mark.live, pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
 _ids = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def pair(django_db_setup: None, django_db_blocker: Any) -> Iterator[list[LiveServer]]:
-    with django_db_blocker.unblock(), run_servers(2) as servers:
-        yield servers
-
-
-@asynccontextmanager
-async def ws(server: LiveServer, user: LiveUser) -> AsyncIterator[ContractWebSocket]:
-    async with contract_connect(f"{server.ws_url}?token={user.token}") as connection:
-        yield connection
-
-
-async def call(client: ContractWebSocket, action: str, **params: Any) -> dict[str, Any]:
-    response = await client.request(action, request_id=params.pop("request_id", f"p{next(_ids)}"), **params)
-    assert response["response_status"] < 400, response
-    return response
-
-
-async def next_push(client: ContractWebSocket, action: str, timeout: float = 5) -> dict[str, Any]:
-    """The next push with this action (buffered ones first), skipping others."""
-    pushes = getattr(client, "pushes", [])
-    while pushes:
-        frame = pushes.pop(0)
-        if frame.get("action") == action:
-            return frame
-    deadline = time.monotonic() + timeout
-    while True:
-        frame = await client.receive_json_from(timeout=max(0.01, deadline - time.monotonic()))
-        if frame.get("action") == action and "response_status" not in frame:
-            return frame
 
 
 async def nothing_of(client: ContractWebSocket, actions: set[str], wait: float = 1.0) -> None:

@@ -1,32 +1,18 @@
 """§7/§8 across real server processes: reactions and replies reach another process's subscribers; logout closes sockets everywhere."""
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 import requests
 from websockets.exceptions import ConnectionClosed
 
-from tests.contract import ContractWebSocket, contract_connect
-from tests.live import LiveServer, LiveUser, create_room, register_user, run_servers
+from tests.contract import ContractWebSocket
+from tests.live import LiveServer, create_room, register_user, ws
 
 pytestmark = [pytest.mark.live, pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
 THUMBS = "\U0001f44d"
-
-
-@pytest.fixture(scope="module")
-def pair(django_db_setup: None, django_db_blocker: Any) -> Iterator[list[LiveServer]]:
-    with django_db_blocker.unblock(), run_servers(2) as servers:
-        yield servers
-
-
-@asynccontextmanager
-async def ws(server: LiveServer, user: LiveUser) -> AsyncIterator[ContractWebSocket]:
-    async with contract_connect(f"{server.ws_url}?token={user.token}") as connection:
-        yield connection
 
 
 async def push(client: ContractWebSocket, action: str, timeout: float = 5) -> dict[str, Any]:

@@ -10,9 +10,7 @@ import concurrent.futures
 import itertools
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from contextlib import AsyncExitStack
 
 import pytest
 import requests
@@ -21,45 +19,13 @@ from websockets.exceptions import ConnectionClosed
 
 from chat.models import Connection, Message, Presence
 from tests.contract import ContractWebSocket, contract_connect
-from tests.live import LiveServer, LiveUser, create_room, register_user, run_servers
+from tests.live import LiveServer, call, create_room, next_push, register_user, run_servers, ws
 
 pytestmark = [pytest.mark.live, pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
 _ids = itertools.count(1)
 count_connections = database_sync_to_async(lambda: Connection.objects.count())
 count_presences = database_sync_to_async(lambda: Presence.objects.count())
-
-
-@pytest.fixture(scope="module")
-def pair(django_db_setup: None, django_db_blocker: Any) -> Iterator[list[LiveServer]]:
-    with django_db_blocker.unblock(), run_servers(2) as servers:
-        yield servers
-
-
-@asynccontextmanager
-async def ws(server: LiveServer, user: LiveUser, **kwargs: Any) -> AsyncIterator[ContractWebSocket]:
-    async with contract_connect(f"{server.ws_url}?token={user.token}", **kwargs) as connection:
-        yield connection
-
-
-async def call(client: ContractWebSocket, action: str, **params: Any) -> dict[str, Any]:
-    response = await client.request(action, request_id=params.pop("request_id", f"q{next(_ids)}"), **params)
-    assert response["response_status"] < 400, response
-    return response
-
-
-async def next_push(client: ContractWebSocket, action: str, timeout: float = 5) -> dict[str, Any]:
-    """The next push with this action (earlier buffered ones first), skipping other pushes."""
-    pushes = getattr(client, "pushes", [])
-    while pushes:
-        frame = pushes.pop(0)
-        if frame.get("action") == action:
-            return frame
-    deadline = time.monotonic() + timeout
-    while True:
-        frame = await client.receive_json_from(timeout=max(0.01, deadline - time.monotonic()))
-        if frame.get("action") == action and "response_status" not in frame:
-            return frame
 
 
 async def presence_until(client: ContractWebSocket, usernames: set[str], timeout: float = 6) -> float:

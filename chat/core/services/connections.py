@@ -1,6 +1,7 @@
 """Live connections and presence: open, close, heartbeat, sweep, enter and leave rooms (api_docs/PROTOCOL.md §3)."""
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -64,7 +65,7 @@ class Heartbeat:
     inactive_channels: list[str] = field(default_factory=list)
 
 
-def connection_heartbeat(*, server_id: str, held: dict[str, tuple[int, list[int]]]) -> Heartbeat:
+def connection_heartbeat(*, server_id: str, held: dict[str, tuple[int, list[int]]], held_at: datetime | None = None) -> Heartbeat:
     """Mark this server process alive and make the database agree with the connections it really holds.
 
     `held`: channel name -> (user id, rooms present in), for every open consumer of the
@@ -72,6 +73,8 @@ def connection_heartbeat(*, server_id: str, held: dict[str, tuple[int, list[int]
     them while this one could not reach the database) are re-created with their
     presence; rows of this process that no consumer holds (a handshake that failed
     half-way) are removed. Also reports the held connections of deactivated users.
+    `held_at`: when `held` was taken; rows written since (handshakes completing meanwhile)
+    are not ghosts, whatever `held` says.
     """
     now = timezone.now()
     beat = Heartbeat()
@@ -81,7 +84,9 @@ def connection_heartbeat(*, server_id: str, held: dict[str, tuple[int, list[int]
     # Queries go by server_id, not by lists of channel names: a process may hold tens of
     # thousands of connections, more than one statement takes parameters.
     recorded = set(Connection.objects.filter(server_id=server_id).values_list("pk", flat=True))
-    ghosts = sorted(recorded - held.keys())
+    rows = Connection.objects.filter(server_id=server_id)
+    older = set(rows.filter(seen_at__lt=held_at).values_list("pk", flat=True)) if held_at is not None else recorded
+    ghosts = sorted(older - held.keys())
     if ghosts:
         beat.departed_rooms, beat.departed_user_ids = connections_close(channel_names=ghosts)
     if not held:
