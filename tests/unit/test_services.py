@@ -5,8 +5,9 @@ from django.test import override_settings
 from rest_framework.exceptions import ValidationError
 
 from chat.core import selectors, services
-from chat.core.exceptions import NotMessageAuthor, NotRoomHost, NotRoomMember, RateLimited, RoomNotFound
-from chat.models import Message, Room, User
+from chat.core.exceptions import Banned, NotMessageAuthor, NotRoomHost, NotRoomMember, RateLimited, RoomNotFound
+from chat.core.services import messages as message_services
+from chat.models import Message, Room, RoomKind, User
 from tests.factories import RoomFactory
 
 pytestmark = pytest.mark.django_db
@@ -71,14 +72,24 @@ def test_joining_or_leaving_a_missing_room(user: User) -> None:
 
 
 # --- posting -----------------------------------------------------------------------------
+# Each posting rule runs on both ways of storing a post: PostgreSQL's one-round-trip
+# chat_post_message() (migration 0005) and the ORM transaction other databases use.
 
 
+@pytest.fixture(params=["function", "orm"])
+def post_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.param == "orm":
+        monkeypatch.setattr(message_services, "_append_postgresql", message_services._append_orm)
+
+
+@pytest.mark.usefixtures("post_path")
 def test_members_post_under_consecutive_seqs(room: Room, user: User) -> None:
     posted = [services.message_create(room_id=room.pk, author=user, text=f"m{n}") for n in range(3)]
     assert [(message.seq, created) for message, created in posted] == [(1, True), (2, True), (3, True)]
     assert selectors.room_last_seq(room_id=room.pk) == 3
 
 
+@pytest.mark.usefixtures("post_path")
 def test_a_non_member_cannot_post_and_nothing_is_stored(room: Room, other_user: User) -> None:
     with pytest.raises(NotRoomMember):
         services.message_create(room_id=room.pk, author=other_user, text="let me in")
@@ -86,11 +97,13 @@ def test_a_non_member_cannot_post_and_nothing_is_stored(room: Room, other_user: 
     assert selectors.room_last_seq(room_id=room.pk) == 0
 
 
+@pytest.mark.usefixtures("post_path")
 def test_posting_to_a_missing_room(user: User) -> None:
     with pytest.raises(RoomNotFound):
         services.message_create(room_id=10**9, author=user, text="anyone?")
 
 
+@pytest.mark.usefixtures("post_path")
 def test_a_member_who_left_can_no_longer_post(room: Room, other_user: User) -> None:
     services.room_join(room_id=room.pk, user=other_user)
     services.message_create(room_id=room.pk, author=other_user, text="hi")
@@ -99,6 +112,7 @@ def test_a_member_who_left_can_no_longer_post(room: Room, other_user: User) -> N
         services.message_create(room_id=room.pk, author=other_user, text="still here?")
 
 
+@pytest.mark.usefixtures("post_path")
 def test_a_repeated_client_id_returns_the_first_message_and_stores_nothing(room: Room, user: User, other_user: User) -> None:
     first, created = services.message_create(room_id=room.pk, author=user, text="once", client_id="c-1")
     again, created_again = services.message_create(room_id=room.pk, author=user, text="once (retry)", client_id="c-1")
@@ -113,6 +127,7 @@ def test_a_repeated_client_id_returns_the_first_message_and_stores_nothing(room:
     assert services.message_create(room_id=elsewhere.pk, author=user, text="there", client_id="c-1")[1]
 
 
+@pytest.mark.usefixtures("post_path")
 @override_settings(CHAT_MESSAGE_RATE_LIMIT=3, CHAT_MESSAGE_RATE_PERIOD=60)
 def test_the_flood_limit_refuses_and_stores_nothing_but_retries_do_not_count(room: Room, user: User, other_user: User) -> None:
     for n in range(3):
@@ -128,11 +143,56 @@ def test_the_flood_limit_refuses_and_stores_nothing_but_retries_do_not_count(roo
     assert services.message_create(room_id=room.pk, author=other_user, text="my turn")[0].seq == 4
 
 
+@pytest.mark.usefixtures("post_path")
 @override_settings(CHAT_MESSAGE_RATE_LIMIT=1, CHAT_MESSAGE_RATE_PERIOD=60)
 def test_message_store_skips_membership_and_flood_checks(room: Room, other_user: User) -> None:
     """The admin's path: no membership needed, no flood limit, the same seq numbering."""
     stored = [services.message_store(room_id=room.pk, author=other_user, text=f"s{n}")[0].seq for n in range(3)]
     assert stored == [1, 2, 3]
+
+
+@pytest.mark.usefixtures("post_path")
+def test_a_banned_member_is_told_so_and_a_private_room_is_not_found(room: Room, user: User, other_user: User) -> None:
+    services.room_join(room_id=room.pk, user=other_user)
+    services.member_ban(room_id=room.pk, actor=user, user_id=other_user.pk)
+    with pytest.raises(Banned):
+        services.message_create(room_id=room.pk, author=other_user, text="unbanned?")
+    private = services.room_create(host=user, name="secret", kind=RoomKind.PRIVATE)
+    with pytest.raises(RoomNotFound):
+        services.message_create(room_id=private.pk, author=other_user, text="knock knock")
+    assert not Message.objects.filter(user=other_user).exists()
+
+
+@pytest.mark.usefixtures("post_path")
+def test_a_reply_points_at_a_message_of_the_same_room(room: Room, user: User) -> None:
+    target, _ = services.message_create(room_id=room.pk, author=user, text="question")
+    reply, _ = services.message_create(room_id=room.pk, author=user, text="answer", reply_to=target.pk)
+    assert reply.reply_to == target.pk and reply.seq == 2
+    elsewhere, _ = services.message_create(room_id=RoomFactory.create(host=user).pk, author=user, text="elsewhere")
+    with pytest.raises(ValidationError) as refused:
+        services.message_create(room_id=room.pk, author=user, text="lost", reply_to=elsewhere.pk)
+    assert "reply_to" in refused.value.detail and selectors.room_last_seq(room_id=room.pk) == 2
+
+
+@pytest.mark.usefixtures("post_path")
+@override_settings(CHAT_MESSAGE_RATE_LIMIT=2, CHAT_MESSAGE_RATE_PERIOD=60)
+def test_refused_posts_use_none_of_the_flood_budget_and_keep_their_error_over_it(room: Room, user: User, other_user: User) -> None:
+    """The flood count is taken before the room's lock and given back when nothing is stored."""
+    private = services.room_create(host=other_user, name="theirs", kind=RoomKind.PRIVATE)
+    for _ in range(3):
+        with pytest.raises(RoomNotFound):
+            services.message_create(room_id=private.pk, author=user, text="in?")
+        with pytest.raises(ValidationError):
+            services.message_create(room_id=room.pk, author=user, text="re", reply_to=10**9)
+    assert [services.message_create(room_id=room.pk, author=user, text=f"m{n}")[0].seq for n in range(2)] == [1, 2]
+    # Over the limit now: a refused post still gets its own error, not 429, and a new one gets 429.
+    with pytest.raises(RoomNotFound):
+        services.message_create(room_id=private.pk, author=user, text="in?")
+    with pytest.raises(ValidationError):
+        services.message_create(room_id=room.pk, author=user, text="re", reply_to=10**9)
+    with pytest.raises(RateLimited):
+        services.message_create(room_id=room.pk, author=user, text="one more")
+    assert selectors.room_last_seq(room_id=room.pk) == 2
 
 
 # --- editing and deleting ----------------------------------------------------------------

@@ -1,8 +1,11 @@
 """Messages and reactions: post (seq, idempotency, flood limit), edit, delete, react (api_docs/PROTOCOL.md §2, §7)."""
 
+from datetime import datetime
+
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
+from djangochannelsrestframework.observer.model_observer import Action
 from rest_framework.exceptions import ValidationError
 
 from chat.core import selectors
@@ -11,11 +14,12 @@ from chat.core.exceptions import (
     MessageNotFound,
     NotMessageAuthor,
     NotRoomMember,
+    RateLimited,
     ReactionNotFound,
     RoomNotFound,
 )
-from chat.core.ratelimit import message_rate_limit_check
-from chat.events.streams import message_changed
+from chat.core.ratelimit import message_rate_limit_check, rate_limit_refund
+from chat.events.streams import message_changed, message_observer
 from chat.models import Membership, Message, Reaction, Role, Room, RoomKind, User
 from chat.ops import metrics
 
@@ -45,58 +49,163 @@ def _message_append(
 ) -> tuple[Message, bool]:
     """Append a message to the room under its next seq, or return the one this client_id already stored.
 
+    A member's post is counted against the flood limit first, outside the room's lock (a
+    Redis round trip there would hold up the room's other posters), and taken back when
+    nothing was stored: a refusal, or a retry answered with its first message. A post over
+    the limit still learns whether it is a retry (200 with the message) or refused anyway
+    (404, 403, 400): the limit comes last among the errors, as if checked under the lock.
+    """
+    if not as_member:
+        message, created = _append_once(room_id=room_id, author=author, text=text, client_id=client_id, reply_to=reply_to, as_member=False)
+        assert message is not None  # a storing attempt answers a message or raises
+        return message, created
+    try:
+        counted = message_rate_limit_check(user_id=author.pk)
+    except RateLimited:
+        existing, _ = _append_once(
+            room_id=room_id, author=author, text=text, client_id=client_id, reply_to=reply_to, as_member=True, store=False
+        )
+        if existing is None:
+            raise
+        return existing, False
+    try:
+        message, created = _append_once(room_id=room_id, author=author, text=text, client_id=client_id, reply_to=reply_to, as_member=True)
+    except BaseException:
+        rate_limit_refund(counted)
+        raise
+    if not created:
+        rate_limit_refund(counted)
+    assert message is not None  # a storing attempt answers a message or raises
+    return message, created
+
+
+def _append_once(
+    *,
+    room_id: int,
+    author: User,
+    text: str,
+    client_id: str | None,
+    reply_to: int | None,
+    as_member: bool,
+    store: bool = True,
+) -> tuple[Message | None, bool]:
+    """One attempt to store the message; with store=False only the checks (and the client_id lookup) run.
+
+    Answers the stored or already stored message and whether it is new; raises the
+    refusal. Without store, answers (None, False) when the post would be stored.
+    """
+    append = _append_postgresql if connection.vendor == "postgresql" else _append_orm
+    created_at = timezone.now()
+    outcome, message = append(
+        room_id=room_id,
+        author=author,
+        text=text,
+        client_id=client_id,
+        reply_to=reply_to,
+        created_at=created_at,
+        as_member=as_member,
+        store=store,
+    )
+    if outcome == "room_not_found":
+        raise RoomNotFound()
+    if outcome == "banned":
+        raise Banned()
+    if outcome == "not_member":
+        raise NotRoomMember()
+    if outcome == "reply_invalid":
+        raise ValidationError({"reply_to": [REPLY_TO_INVALID]})
+    if outcome == "allowed":  # only when store=False
+        return None, False
+    assert message is not None  # 'existing' and 'created' come with their message
+    if outcome == "existing":
+        selectors.attach_reactions([message])
+        return message, False
+    message.reaction_summary = []  # a new message has none: serializing it (response, event) needs no query
+    message_observer.database_event(message, Action.CREATE)  # sent after commit
+    transaction.on_commit(metrics.message_created)
+    return message, True
+
+
+def _append_postgresql(
+    *,
+    room_id: int,
+    author: User,
+    text: str,
+    client_id: str | None,
+    reply_to: int | None,
+    created_at: datetime,
+    as_member: bool,
+    store: bool,
+) -> tuple[str, Message | None]:
+    """The steps of _append_orm in one round trip: chat_post_message() (migration 0005), autocommitted."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT * FROM chat_post_message(%s, %s, %s, %s, %s, %s, %s, %s)",
+            [room_id, author.pk, text, client_id, reply_to, created_at, as_member, store],
+        )
+        outcome, pk, seq, stored_text, stored_client_id, stored_at, edited_at, stored_reply_to = cursor.fetchone()
+    if pk is None:
+        return outcome, None
+    message = Message(
+        id=pk,
+        room_id=room_id,
+        seq=seq,
+        user=author,
+        text=stored_text,
+        client_id=stored_client_id,
+        created_at=stored_at,
+        edited_at=edited_at,
+        reply_to=stored_reply_to,
+    )
+    message._state.adding = False  # a stored row, as if read by the ORM
+    return outcome, message
+
+
+def _append_orm(
+    *,
+    room_id: int,
+    author: User,
+    text: str,
+    client_id: str | None,
+    reply_to: int | None,
+    created_at: datetime,
+    as_member: bool,
+    store: bool,
+) -> tuple[str, Message | None]:
+    """Other databases: lock the room, check, advance the seq and insert, in a transaction of several statements.
+
     The room row is locked while the next seq is taken, so concurrent posters get
     1, 2, 3... with no gap or duplicate, and a retry racing its original finds it
-    under the same lock. Every check runs under that lock too: a post costs one
-    transaction of four statements, which bounds how fast a room can take messages.
+    under the same lock. Answers the outcomes of chat_post_message().
     """
-    # Inside a caller's transaction (the admin's, a test's) a savepoint keeps a refused
-    # post (403, 429) from breaking it; the admin's store is never refused, and DCRF's
+    # Inside a caller's transaction (the admin's, a test's) a savepoint keeps a failed
+    # statement from breaking it; the admin's store is never refused, and DCRF's
     # observers warn about savepoints, so it goes without.
     with transaction.atomic(savepoint=as_member):
         room = selectors.room_for_posting(room_id=room_id, user_id=author.pk)
         if room is None or (as_member and not room.is_member and room.kind != RoomKind.PUBLIC):
-            raise RoomNotFound()
+            return "room_not_found", None
         if client_id is not None:
             # A query of its own, after the lock: a subquery of the locking statement would
             # read a snapshot taken before the lock and miss a racing retry's commit.
             existing = selectors.message_by_client_id(room_id=room_id, user_id=author.pk, client_id=client_id)
             if existing is not None:
-                return existing, False
-        if as_member:
-            if not room.is_member:
-                raise Banned() if selectors.is_banned(room_id=room_id, user_id=author.pk) else NotRoomMember()
+                return "existing", existing
+        if as_member and not room.is_member:
+            return ("banned" if selectors.is_banned(room_id=room_id, user_id=author.pk) else "not_member"), None
         # The same room is enough for "a message the caller can see": the caller is a member of it.
         if reply_to is not None and not selectors.message_in_room(message_id=reply_to, room_id=room_id):
-            raise ValidationError({"reply_to": [REPLY_TO_INVALID]})
-        if as_member:
-            message_rate_limit_check(user_id=author.pk)  # raises before anything is written
-        room.last_seq += 1
-        _advance_seq(room_id=room_id, author_id=author.pk, seq=room.last_seq)
-        message = Message(room_id=room_id, seq=room.last_seq, user=author, text=text, client_id=client_id, reply_to=reply_to)
-        message.reaction_summary = []  # a new message has none: serializing it (response, observer) needs no query
-        message.save(force_insert=True)
-        transaction.on_commit(metrics.message_created)
-    return message, True
-
-
-def _advance_seq(*, room_id: int, author_id: int, seq: int) -> None:
-    """Store the room's new last seq and move its author's last_read_seq to it (§6: your own post is read)."""
-    # update(), not save(): a new seq is not a room change its observers should announce.
-    # On PostgreSQL both in one statement, so a post still costs four round trips.
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(_ADVANCE_SEQ_SQL, [seq, room_id, author_id, seq, seq, room_id])
-        return
-    Membership.objects.filter(room_id=room_id, user_id=author_id, last_read_seq__lt=seq).update(last_read_seq=seq)
-    Room.objects.filter(pk=room_id).update(last_seq=seq)
-
-
-_ADVANCE_SEQ_SQL = (
-    f"WITH read AS (UPDATE {Membership._meta.db_table} SET last_read_seq = %s"
-    " WHERE room_id = %s AND user_id = %s AND last_read_seq < %s RETURNING 1)"
-    f" UPDATE {Room._meta.db_table} SET last_seq = %s WHERE id = %s"
-)
+            return "reply_invalid", None
+        if not store:
+            return "allowed", None
+        seq = room.last_seq + 1
+        # update(), not save(): a new seq is not a room change its observers should announce.
+        Membership.objects.filter(room_id=room_id, user_id=author.pk, last_read_seq__lt=seq).update(last_read_seq=seq)
+        Room.objects.filter(pk=room_id).update(last_seq=seq)
+        message = Message(room_id=room_id, seq=seq, user=author, text=text, client_id=client_id, created_at=created_at, reply_to=reply_to)
+        # bulk_create sends no post_save: the event is sent by _append_once, as for PostgreSQL.
+        Message.objects.bulk_create([message])
+    return "created", message
 
 
 def message_update(*, message: Message, user: User, text: str) -> Message:
