@@ -78,6 +78,40 @@ def _fast_subscribe(data: dict[str, Any]) -> dict[str, Any] | None:
     return {"pk": data["pk"], "after_seq": data["after_seq"]} if _is_id(data["after_seq"], 0) else None
 
 
+def _clean_text(value: Any, max_length: int) -> str | None:
+    """A CharField's valid value (trimmed, not blank, short enough, storable), or None to let DRF judge it."""
+    if type(value) is not str:
+        return None
+    text = value.strip()
+    if not text or len(text) > max_length or "\x00" in text:
+        return None
+    try:
+        text.encode("utf-8")  # a lone surrogate cannot be stored
+    except UnicodeEncodeError:
+        return None
+    return text
+
+
+def _fast_message_params(data: dict[str, Any]) -> dict[str, Any] | None:
+    text = _clean_text(data.get("message"), MESSAGE_MAX_LENGTH)
+    if text is None:
+        return None
+    valid: dict[str, Any] = {"message": text}
+    for name, check in (("client_id", lambda v: _clean_text(v, CLIENT_ID_MAX_LENGTH)), ("reply_to", _fast_id)):
+        if name in data:
+            value = data[name]
+            if value is not None:
+                value = check(value)
+                if value is None:
+                    return None
+            valid[name] = value
+    return valid
+
+
+def _fast_id(value: Any) -> int | None:
+    return value if _is_id(value) else None
+
+
 # The DRF serializer each of these stands for, built and run per frame, costs more than
 # the rest of a join: a plain check answers the valid parameters (ints in range), and
 # anything else goes through the serializer, so every error stays DRF's own.
@@ -489,4 +523,11 @@ class ReadStateSerializer(serializers.Serializer):
     unread_count = serializers.IntegerField()
 
 
-_FAST_VALIDATION.update({PkParamSerializer: _fast_pk, RoomParamSerializer: _fast_room, SubscribeParamsSerializer: _fast_subscribe})
+_FAST_VALIDATION.update(
+    {
+        PkParamSerializer: _fast_pk,
+        RoomParamSerializer: _fast_room,
+        SubscribeParamsSerializer: _fast_subscribe,
+        MessageParamsSerializer: _fast_message_params,
+    }
+)

@@ -9,6 +9,9 @@ from rest_framework.exceptions import ValidationError
 
 from chat.core import selectors, services
 from chat.core.serializers import (
+    CLIENT_ID_MAX_LENGTH,
+    MESSAGE_MAX_LENGTH,
+    MessageParamsSerializer,
     MessageSerializer,
     PkParamSerializer,
     RoomParamSerializer,
@@ -61,6 +64,12 @@ def test_message_room_and_user_match_drf() -> None:
         (SubscribeParamsSerializer, {"pk": 3, "after_seq": 7}),
         (PkParamSerializer, {"pk": 2**63 - 1}),
         (PkParamSerializer, {"pk": "5"}),  # DRF's rules: a numeric string is taken
+        (MessageParamsSerializer, {"message": "hi"}),
+        (MessageParamsSerializer, {"message": "  hi  ", "room": 4}),  # trimmed, as DRF does
+        (MessageParamsSerializer, {"message": "x" * MESSAGE_MAX_LENGTH, "client_id": "c-1", "reply_to": 9}),
+        (MessageParamsSerializer, {"message": "hi", "client_id": None, "reply_to": None}),
+        (MessageParamsSerializer, {"message": "hi", "client_id": " c ", "reply_to": "9"}),
+        (MessageParamsSerializer, {"message": "héllo 😀"}),
     ],
 )
 def test_valid_parameters_match_drf(serializer_class: type[serializers.Serializer], data: dict[str, Any]) -> None:
@@ -81,6 +90,17 @@ def test_valid_parameters_match_drf(serializer_class: type[serializers.Serialize
         (RoomParamSerializer, {"room": -1}),
         (SubscribeParamsSerializer, {"pk": 3, "after_seq": -1}),
         (SubscribeParamsSerializer, {"pk": 3, "after_seq": False}),
+        (MessageParamsSerializer, {}),
+        (MessageParamsSerializer, {"message": "   "}),
+        (MessageParamsSerializer, {"message": 5}),
+        (MessageParamsSerializer, {"message": "x" * (MESSAGE_MAX_LENGTH + 1)}),
+        (MessageParamsSerializer, {"message": "a\x00b"}),
+        (MessageParamsSerializer, {"message": "a\ud800b"}),
+        (MessageParamsSerializer, {"message": "hi", "client_id": ""}),
+        (MessageParamsSerializer, {"message": "hi", "client_id": 7}),
+        (MessageParamsSerializer, {"message": "hi", "client_id": "c" * (CLIENT_ID_MAX_LENGTH + 1)}),
+        (MessageParamsSerializer, {"message": "hi", "reply_to": 0}),
+        (MessageParamsSerializer, {"message": "hi", "reply_to": True}),
     ],
 )
 def test_invalid_parameters_get_drf_errors(serializer_class: type[serializers.Serializer], data: dict[str, Any]) -> None:
