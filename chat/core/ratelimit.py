@@ -2,10 +2,10 @@
 
 import functools
 import time
-from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache, caches
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
+from django.core.cache.backends.base import BaseCache
 from django.core.cache.backends.redis import RedisCache
 from redis import Redis
 from redis.commands.core import Script
@@ -32,36 +32,48 @@ return {1, current, previous}
 
 
 @functools.cache
-def _sliding_window_script(pool: Any) -> Script:
-    """The script on a client of the cache's pool, made once per pool (a Redis client per call cost 2% of a post)."""
-    return Redis(connection_pool=pool).register_script(_SLIDING_WINDOW_LUA)
+def process_cache() -> BaseCache:
+    """The process's one backend of the default cache (counters, typing marks).
+
+    `caches["default"]` is one backend per asyncio context, that is per WebSocket
+    connection, each with a Redis pool and connection of its own: a connection's first
+    post paid for a new Redis connection, and a server held one per client. This one is
+    shared by every thread (redis-py's pool is thread-safe).
+    """
+    return caches.create_connection(DEFAULT_CACHE_ALIAS)
+
+
+@functools.cache
+def _sliding_window_script() -> Script:
+    backend = process_cache()
+    assert isinstance(backend, RedisCache)
+    return Redis(connection_pool=backend._cache._get_connection_pool(write=True)).register_script(_SLIDING_WINDOW_LUA)  # type: ignore[attr-defined]
 
 
 def _count(key: str, previous_key: str, *, limit: int, overlap: float, timeout: int) -> tuple[bool, int, int]:
     """Count one event under `key` unless that would exceed `limit`; answers (counted, current, previous)."""
-    backend = caches["default"]
+    backend = process_cache()
     if isinstance(backend, RedisCache):
         # The script loads itself again (NOSCRIPT) after a Redis restart.
-        script = _sliding_window_script(backend._cache._get_connection_pool(write=True))  # type: ignore[attr-defined]
         keys = [backend.make_and_validate_key(key), backend.make_and_validate_key(previous_key)]
-        counted, current, previous = script(keys=keys, args=[limit, overlap, timeout])
+        counted, current, previous = _sliding_window_script()(keys=keys, args=[limit, overlap, timeout])
         return bool(counted), current, previous
     # One process (the embedded default's local memory cache): the same steps, not atomic across processes.
-    current, previous = _increment(key, timeout), cache.get(previous_key, 0)
+    current, previous = _increment(backend, key, timeout), backend.get(previous_key, 0)
     if previous * overlap + current > limit:
-        cache.decr(key)
+        backend.decr(key)
         return False, current, previous
     return True, current, previous
 
 
-def _increment(key: str, timeout: int) -> int:
+def _increment(backend: BaseCache, key: str, timeout: int) -> int:
     """Atomically add one to a counter, creating it when absent (or just expired)."""
-    if cache.add(key, 1, timeout=timeout):
+    if backend.add(key, 1, timeout=timeout):
         return 1
     try:
-        return cache.incr(key)
+        return backend.incr(key)
     except ValueError:  # expired between add() and incr()
-        cache.add(key, 1, timeout=timeout)
+        backend.add(key, 1, timeout=timeout)
         return 1
 
 
@@ -94,7 +106,7 @@ def rate_limit_check(*, limit_name: str, subject: str, limit: int, period: int, 
 def rate_limit_refund(key: str) -> None:
     """Take back an event rate_limit_check() counted: what it allowed stored nothing (a refusal, a retry)."""
     try:
-        cache.decr(key)
+        process_cache().decr(key)
     except ValueError:  # the window's counter expired meanwhile: nothing left to take back
         pass
 

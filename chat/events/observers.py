@@ -18,7 +18,6 @@ from djangochannelsrestframework.observer.model_observer import Action, ModelObs
 
 from chat.events import outbox
 
-
 # The room whose messages are being deleted along with it: no per-message events then,
 # since the room's own `delete` event says it all and a big room would flood the layer.
 _room_being_deleted: contextvars.ContextVar[int | None] = contextvars.ContextVar("room_being_deleted", default=None)

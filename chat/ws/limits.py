@@ -10,10 +10,10 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 
 from chat.core.db import db_thread
 from chat.core.exceptions import LimitExceeded, RateLimited, ServiceUnavailable, is_outage
+from chat.core.ratelimit import process_cache
 from chat.ops import metrics
 
 MAX_REQUEST_ID_LENGTH = 128
@@ -99,7 +99,7 @@ def check_join(consumer: Any, room_id: int) -> None:
 @db_thread
 def typing_push_allowed(*, user_id: int, room_id: int) -> bool:
     """Whether this typing call may push: one per user per room per CHAT_TYPING_INTERVAL, across processes."""
-    if cache.add(f"typing:{user_id}:{room_id}", 1, timeout=settings.CHAT_TYPING_INTERVAL):
+    if process_cache().add(f"typing:{user_id}:{room_id}", 1, timeout=settings.CHAT_TYPING_INTERVAL):
         return True
     metrics.rate_limited("typing")
     return False
