@@ -9,6 +9,7 @@ identity is their pinned layer event type and whose groups are chat.events.group
 
 import contextlib
 import contextvars
+import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,7 +17,9 @@ from typing import Any
 from django.db.models import Model
 from djangochannelsrestframework.observer.model_observer import Action, ModelObserver
 
-from chat.events import outbox
+from chat.ops import metrics
+
+logger = logging.getLogger(__name__)
 
 # The room whose messages are being deleted along with it: no per-message events then,
 # since the room's own `delete` event says it all and a big room would flood the layer.
@@ -37,9 +40,8 @@ class FanoutObserver(ModelObserver):
     """A model observer publishing one pinned event type to per-room groups after commit.
 
     Each event is serialized once, in the writing process, and stamped with its commit
-    time. A failed group send must not turn a committed write into an error response
-    (chat.events.outbox logs and counts it): the database is the truth, and subscribers
-    recover through after_seq.
+    time. A failed group send must not turn a committed write into an error response:
+    the database is the truth, and subscribers recover through after_seq.
     """
 
     def __init__(
@@ -76,15 +78,14 @@ class FanoutObserver(ModelObserver):
         return list(consumer._observer_group_to_request_id[self._stable_observer_id].get(group, ()))
 
     def send_prepared_messages(self, instance: Model) -> None:
-        # DCRF's own waits on the event loop from the committing thread (async_to_sync):
-        # on a busy process that wait cost a fifth of a post's CPU. The outbox hands the
-        # events to the loop in commit order and lets the thread go.
-        state = self.get_observer_state(instance)
-        messages, state.pending_messages = state.pending_messages, []
         committed_at = time.time()
-        for message in messages:
+        for message in self.get_observer_state(instance).pending_messages:
             message["committed_at"] = committed_at
-            outbox.send(message["group"], message)
+        try:
+            super().send_prepared_messages(instance)
+        except Exception:
+            metrics.channel_layer_error("group_send")
+            logger.exception("could not fan out a %s event", self.model_cls.__name__)
 
 
 class MessageObserver(FanoutObserver):

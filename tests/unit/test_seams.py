@@ -80,7 +80,7 @@ def test_dcrf_prepares_one_event_per_group_through_our_serialize_and_stamps_it_o
         assert pending["type"] == groups.MESSAGE_EVENT and pending["action"] == "create"
         assert pending["group"] == groups.room_messages_group(message.room_id)
         assert pending["body"]["seq"] == message.seq and "committed_at" not in pending
-    # Sent and cleared after commit (send_prepared_messages: ours replaces DCRF's).
+    # Sent and cleared after commit (DCRF's send_prepared_messages, which ours wraps).
     assert message_observer.get_observer_state(message).pending_messages == []
     loaded = type(message).objects.get(pk=message.pk)  # post_init records the current groups
     assert message_observer.get_observer_state(loaded).current_groups == {groups.room_messages_group(message.room_id)}
