@@ -8,15 +8,15 @@ Connections turn these into client pushes themselves (chat/ws/inbox.py).
 
 import asyncio
 import logging
-import os
 import weakref
 from collections import deque
 from typing import Any
 
-from asgiref.sync import SyncToAsync, async_to_sync
+from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from chat.core.db import served_loop
 from chat.events import groups
 from chat.ops import metrics
 
@@ -65,18 +65,10 @@ def _send(group: str, message: dict[str, Any]) -> None:
     sender per loop keeps the events of a process in commit order. Elsewhere (a management
     command, a sync test) the send is synchronous.
     """
-    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
-    if (
-        loop is not None
-        and getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) == os.getpid()
-        and loop.is_running()
-        and not loop.is_closed()
-    ):
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:  # this thread runs no loop of its own: hand over
-            loop.call_soon_threadsafe(_enqueue, loop, group, message)
-            return
+    loop = served_loop()
+    if loop is not None:  # hand over
+        loop.call_soon_threadsafe(_enqueue, loop, group, message)
+        return
     async_to_sync(_group_send)(group, message)
 
 

@@ -9,6 +9,7 @@ from djangochannelsrestframework.observer.model_observer import Action
 from rest_framework.exceptions import ValidationError
 
 from chat.core import selectors
+from chat.core.db import fetch_prepared
 from chat.core.exceptions import (
     Banned,
     MessageNotFound,
@@ -138,12 +139,12 @@ def _append_postgresql(
     store: bool,
 ) -> tuple[str, Message | None]:
     """The steps of _append_orm in one round trip: chat_post_message() (migration 0005), autocommitted."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT * FROM chat_post_message(%s, %s, %s, %s, %s, %s, %s, %s)",
-            [room_id, author.pk, text, client_id, reply_to, created_at, as_member, store],
-        )
-        outcome, pk, seq, stored_text, stored_client_id, stored_at, edited_at, stored_reply_to = cursor.fetchone()
+    row = fetch_prepared(
+        "SELECT * FROM chat_post_message(%s, %s, %s, %s, %s, %s, %s, %s)",
+        [room_id, author.pk, text, client_id, reply_to, created_at, as_member, store],
+    )
+    assert row is not None  # the function answers one row, whatever the outcome
+    outcome, pk, seq, stored_text, stored_client_id, stored_at, edited_at, stored_reply_to = row
     if pk is None:
         return outcome, None
     message = Message(
