@@ -82,6 +82,9 @@ class Message(models.Model):
     # Set by the selectors that read a page of messages (one query for the whole page);
     # MessageSerializer reads it, and only queries when it is missing.
     reaction_summary: list[dict[str, Any]]
+    # Set by the message's event (chat.events.streams.message_event) to the §1 JSON text it
+    # sent: the create_message response splices in the same text instead of encoding again.
+    event_json: str
 
     class Meta:
         ordering = ["room", "seq"]

@@ -22,7 +22,7 @@ def message_event(message: Message, action: Action) -> dict[str, Any]:
     """A message event's body: where it belongs, and the message already JSON-encoded."""
     # Runs once per event in the writing process, never once per subscriber; the JSON
     # is encoded here too, and subscribers only splice in their request_id.
-    data = json.dumps(MessageSerializer(message).data)
+    data = message.event_json = json.dumps(MessageSerializer(message).data)
     return {"room": message.room_id, "seq": message.seq, "pk": message.pk, "data_json": data}
 
 

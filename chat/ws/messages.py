@@ -7,6 +7,7 @@ from djangochannelsrestframework.decorators import action
 from chat.core import operations, selectors, services
 from chat.core.db import db_action, db_thread
 from chat.core.exceptions import NotSubscribed
+from chat.core.jsonenc import RawJSON
 from chat.core.serializers import (
     MessageParamsSerializer,
     MessageSerializer,
@@ -41,7 +42,9 @@ class MessagesMixin(ConsumerMixin):
         message, created = services.message_create(
             room_id=room_id, author=self.user, text=data["message"], client_id=data.get("client_id"), reply_to=data.get("reply_to")
         )
-        return MessageSerializer(message).data, 201 if created else 200
+        if created:  # its create event was sent (after the commit, which has happened): the same JSON
+            return RawJSON(message.event_json), 201
+        return MessageSerializer(message).data, 200
 
     @db_action()
     def update_message(self, **params: Any) -> Status:

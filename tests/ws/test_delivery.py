@@ -77,3 +77,17 @@ async def test_reconnecting_with_after_seq_while_others_post_misses_nothing() ->
                     break
     await asyncio.get_running_loop().run_in_executor(None, join_all, threads)
     assert seen == list(range(1, total + 1))
+
+
+async def test_a_post_s_response_carries_the_message_its_event_carries() -> None:
+    """The Message is encoded once, for the create event, and the response reuses that text."""
+    author = await user_factory()
+    room = await room_factory(host=author)
+    async with connect(author) as client:
+        await client.request("subscribe_to_messages_in_room", pk=room.pk, request_id="s")
+        posted = await client.request("create_message", room=room.pk, message="once", client_id="c-1", request_id="p")
+        push = await client.next_push()
+        assert posted["response_status"] == 201 and push["action"] == "create"
+        assert posted["data"] == push["data"] and posted["data"]["text"] == "once" and posted["data"]["reactions"] == []
+        retried = await client.request("create_message", room=room.pk, message="once", client_id="c-1", request_id="p2")
+        assert retried["response_status"] == 200 and retried["data"] == posted["data"]
