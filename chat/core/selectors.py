@@ -420,6 +420,18 @@ def users_by_id(*, user_ids: Iterable[int]) -> list[User]:
     return list(User.objects.filter(pk__in=list(user_ids)).only("id", "username").order_by("pk"))
 
 
+_token_user = CompiledQuery(
+    lambda key: User.objects.filter(auth_token__key=key).values(*(field.attname for field in User._meta.concrete_fields)).order_by()[:1],
+    key="\0no token is this",  # keys are 40 hex digits
+)
+
+
+def token_user(*, key: str) -> User | None:
+    """The user owning this API token (active or not), or None."""
+    row = _token_user.first(key=key)
+    return None if row is None else _loaded(User, row)
+
+
 def user_get_active(*, pk: int) -> User | None:
     """The active user with this id, if any."""
     return User.objects.filter(pk=pk, is_active=True).first()
