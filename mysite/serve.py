@@ -11,6 +11,7 @@ Each connection also gets a lighter input queue (InputQueue) than daphne's async
 import asyncio
 import logging
 import os
+import pprint
 import sys
 import time
 from collections import deque
@@ -196,6 +197,25 @@ def _close_flooding_client(protocol: WebSocketProtocol) -> None:
         protocol.sendCloseFrame(code=CLOSE_POLICY_VIOLATION)
 
 
+class LazyPformat:
+    """pprint.pformat(value), done only when formatted: autobahn pretty-prints every connection's settings for a debug line.
+
+    autobahn's WebSocketProtocol._connectionMade calls pformat before its log call, so the
+    formatting was paid for every handshake (a tenth of a join's server CPU) with debug off.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __str__(self) -> str:
+        return pprint.pformat(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
 class BoundedWebSocketFactory(WebSocketFactory):
     """Builds BoundedWebSocketProtocol connections."""
 
@@ -206,10 +226,12 @@ class LoggingServer(Server):
     """Daphne with a scrubbed access log, bounded per-connection backlogs and a graceful SIGTERM."""
 
     def run(self) -> None:
+        import autobahn.websocket.protocol
         import daphne.server
 
         # Server.run() builds its WebSocket factory from this module global.
         daphne.server.WebSocketFactory = BoundedWebSocketFactory
+        autobahn.websocket.protocol.pformat = LazyPformat  # type: ignore[assignment]  # formats as pformat does, later
         self.ports: list[Any] = []
         open_database_pool()
         super().run()

@@ -203,6 +203,21 @@ def test_autobahn_and_twisted_seams() -> None:
         assert name in source(abstract.FileDescriptor), name
     assert issubclass(tcp.Connection, abstract.FileDescriptor)
     assert {"connected", "disconnecting"} <= set(vars(abstract.FileDescriptor)) | set(vars(tcp.Connection))
+    # LoggingServer.run makes the settings dump of every handshake's debug line lazy (LazyPformat).
+    import autobahn.websocket.protocol
+
+    assert "pformat(configAttrLog)" in source(WebSocketProtocol._connectionMade)
+    assert "pformat" in vars(autobahn.websocket.protocol)
+
+
+def test_lazy_pformat_formats_as_pformat_only_when_formatted() -> None:
+    import pprint
+
+    from mysite.serve import LazyPformat
+
+    settings = [("openHandshakeTimeout", 5, "WebSocketFactory"), ("autoPingInterval", 0, "WebSocketFactory")]
+    assert f"\n{LazyPformat(settings)}" == "\n" + pprint.pformat(settings)
+    assert str(LazyPformat(settings)) == pprint.pformat(settings)
 
 
 # --- Django ----------------------------------------------------------------------------------------
