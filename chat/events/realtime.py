@@ -104,13 +104,24 @@ async def present_users_json(room_id: int) -> RawJSON:
     """The room's present users as encoded JSON, from the cache or one query."""
     cache = _presence_cache()
     encoded = cache.users_json(room_id)
+    if encoded is None and (pending := cache.queries.get(room_id)) is not None:
+        # Another join's query of the room is running: joins that miss the list together (after
+        # a drop, say) share it rather than each query and encode the whole room. What it keeps
+        # includes this join (recorded by presence_joined while it ran); if it keeps nothing
+        # (a drop overtook it, or it failed), this join queries on its own below.
+        await asyncio.shield(pending)
+        encoded = cache.users_json(room_id)
     if encoded is None:
         build = cache.start_build(room_id)
+        shared = None if room_id in cache.queries else cache.queries.setdefault(room_id, asyncio.get_running_loop().create_future())
         users: list[dict[str, Any]] | None = None
         try:
             users = await _present_users_of(room_id)
         finally:
             cache.store(room_id, build, users)
+            if shared is not None:
+                del cache.queries[room_id]
+                shared.set_result(None)
         encoded = cache.users_json(room_id)
         if encoded is None:  # not kept (overtaken by a change, or not in the room group): this query's answer
             encoded = RawJSON(json.dumps(users))
