@@ -258,7 +258,12 @@ def room_for_entering(*, room_id: int, user_id: int) -> tuple[JoinState, Room] |
 
 _MESSAGE_COLUMNS = ("id", "room_id", "seq", "user_id", "text", "client_id", "created_at", "edited_at", "reply_to")
 _last_message_row = CompiledQuery(
-    lambda message_id: Message.objects.filter(pk=message_id).values(*_MESSAGE_COLUMNS, "user__username").order_by()[:1],
+    lambda message_id: (
+        Message.objects.filter(pk=message_id)
+        .annotate(has_reactions=Exists(Reaction.objects.filter(message_id=OuterRef("pk"))))
+        .values(*_MESSAGE_COLUMNS, "user__username", "has_reactions")
+        .order_by()[:1]
+    ),
     message_id=_OTHER_ID,
 )
 
@@ -270,7 +275,10 @@ def _last_message(*, message_id: int) -> Message | None:
         return None
     message = _loaded(Message, row)
     message.user = _loaded(User, {"id": row["user_id"], "username": row["user__username"]})
-    attach_reactions([message])
+    if row["has_reactions"]:
+        attach_reactions([message])
+    else:  # most messages have none: no query for them
+        message.reaction_summary = []
     return message
 
 
