@@ -12,7 +12,7 @@ from django.conf import settings
 
 from chat.core import services
 from chat.core.db import db_thread
-from chat.core.serializers import UserSerializer
+from chat.core.serializers import user_json
 from chat.events import groups, realtime
 from chat.ws import handshake
 from chat.ws.protocol import CLOSE_AUTH_REVOKED, ProtocolConsumer
@@ -61,7 +61,7 @@ class ChatConnection(ProtocolConsumer):
             headers.clear()
         realtime.ensure_heartbeat()
         if self.went_online:
-            await realtime.push_user_status([UserSerializer(self.user).data], online=True)
+            await realtime.push_user_status([user_json(self.user)], online=True)
 
     async def close_session(self) -> None:
         await super().close_session()

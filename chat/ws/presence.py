@@ -7,7 +7,7 @@ from djangochannelsrestframework.decorators import action
 from chat.core import selectors, services
 from chat.core.db import db_thread
 from chat.core.exceptions import NotPresent
-from chat.core.serializers import PkParamSerializer, RoomSerializer, UserSerializer, serialize_many, validate
+from chat.core.serializers import PkParamSerializer, UserSerializer, room_json, serialize_many, validate
 from chat.events import groups, realtime
 from chat.ops import metrics
 from chat.ws import limits, multiplex
@@ -37,7 +37,7 @@ class PresenceMixin(ConsumerMixin):
         self.present_rooms[room_id] = None
         self.last_joined_room = room_id
         await realtime.presence_joined(room_id, self.user, changed)
-        data = dict(RoomSerializer(room).data)
+        data = room_json(room)
         # The O(room) list is encoded once per presence change (chat.events.presence_cache), not per join.
         data["current_users"] = await realtime.present_users_json(room_id)
         return data, 200
