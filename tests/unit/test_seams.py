@@ -111,6 +111,12 @@ def test_dcrf_consumer_seams() -> None:
     # handle_action checks permissions before looking the action up (why ours answers 405 first).
     handle_action = source(AsyncAPIConsumer.handle_action)
     assert handle_action.index("check_permissions") < handle_action.index("available_actions")
+    # ProtocolConsumer.check_permissions does IsAuthenticated's check itself, the same way.
+    from djangochannelsrestframework.permissions import IsAuthenticated
+
+    assert parameters(AsyncAPIConsumer.check_permissions) == ["self", "action", "kwargs"]
+    assert 'user = scope.get("user")' in source(IsAuthenticated.has_permission)
+    assert "return user.pk and user.is_authenticated" in source(IsAuthenticated.has_permission)
     # Its websocket_disconnect awaits each detached task (why ours cancels them first).
     assert "detached_tasks" in source(AsyncAPIConsumer.websocket_disconnect)
     # Its add_group would join with the consumer's own layer channel, which ours does not have.
