@@ -85,8 +85,9 @@ class PresenceMixin(ConsumerMixin):
             metrics.event_sent(groups.PUSH_TYPING)
 
     async def users_status(self, event: dict[str, Any]) -> None:
-        """groups.USER_STATUS_EVENT: once per online-users subscription."""
-        for request_id, stream in self.online_users_request_ids.items():
-            push = {"action": groups.PUSH_USER_STATUS, "request_id": request_id, "data": event["data"]}
-            await self.send_json(multiplex.wrap(stream, push))
-            metrics.event_sent(groups.PUSH_USER_STATUS)
+        """groups.USER_STATUS_EVENT: each status change, once per online-users subscription."""
+        for data in event["statuses"]:
+            for request_id, stream in self.online_users_request_ids.items():
+                push = {"action": groups.PUSH_USER_STATUS, "request_id": request_id, "data": data}
+                await self.send_json(multiplex.wrap(stream, push))
+                metrics.event_sent(groups.PUSH_USER_STATUS)
