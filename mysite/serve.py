@@ -11,7 +11,6 @@ Each connection also gets a lighter input queue (InputQueue) than daphne's async
 import asyncio
 import logging
 import os
-import pprint
 import sys
 import time
 from collections import deque
@@ -197,23 +196,37 @@ def _close_flooding_client(protocol: WebSocketProtocol) -> None:
         protocol.sendCloseFrame(code=CLOSE_POLICY_VIOLATION)
 
 
-class LazyPformat:
-    """pprint.pformat(value), done only when formatted: autobahn pretty-prints every connection's settings for a debug line.
+class LazyCall:
+    """`function(*args, **kwargs)`, called only when formatted into a log line.
 
-    autobahn's WebSocketProtocol._connectionMade calls pformat before its log call, so the
-    formatting was paid for every handshake (a tenth of a join's server CPU) with debug off.
+    autobahn builds the arguments of its debug lines before the log call: it pretty-prints
+    every connection's settings (pformat) and colours names and values (hltype, hlval) for
+    every handshake and every frame received. With debug off that was a sixth of a join's
+    server CPU for lines nobody sees; these stand-ins format the same text only if logged.
     """
 
-    __slots__ = ("value",)
+    __slots__ = ("function", "args", "kwargs")
 
-    def __init__(self, value: Any) -> None:
-        self.value = value
+    def __init__(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self.function, self.args, self.kwargs = function, args, kwargs
 
     def __str__(self) -> str:
-        return pprint.pformat(self.value)
+        return str(self.function(*self.args, **self.kwargs))
 
     def __format__(self, spec: str) -> str:
         return format(str(self), spec)
+
+
+def make_autobahn_debug_lazy() -> None:
+    """Replace the eager formatting helpers autobahn's per-connection and per-frame debug lines call (LazyCall)."""
+    import autobahn.twisted.websocket
+    import autobahn.websocket.protocol
+
+    for module in (autobahn.websocket.protocol, autobahn.twisted.websocket):
+        for name in ("pformat", "hltype", "hlval"):
+            function = vars(module).get(name)
+            if function is not None and not isinstance(function, partial):
+                setattr(module, name, partial(LazyCall, function))
 
 
 class BoundedWebSocketFactory(WebSocketFactory):
@@ -226,12 +239,11 @@ class LoggingServer(Server):
     """Daphne with a scrubbed access log, bounded per-connection backlogs and a graceful SIGTERM."""
 
     def run(self) -> None:
-        import autobahn.websocket.protocol
         import daphne.server
 
         # Server.run() builds its WebSocket factory from this module global.
         daphne.server.WebSocketFactory = BoundedWebSocketFactory
-        autobahn.websocket.protocol.pformat = LazyPformat  # type: ignore[assignment]  # formats as pformat does, later
+        make_autobahn_debug_lazy()
         self.ports: list[Any] = []
         open_database_pool()
         super().run()
