@@ -86,7 +86,8 @@ class PresenceMixin(ConsumerMixin):
 
     async def users_status(self, event: dict[str, Any]) -> None:
         """groups.USER_STATUS_EVENT: each status change, once per online-users subscription."""
-        for data in event["statuses"]:
+        # "data": one change, as a process of an earlier version sends it during a rolling restart.
+        for data in event["statuses"] if "statuses" in event else [event["data"]]:
             for request_id, stream in self.online_users_request_ids.items():
                 push = {"action": groups.PUSH_USER_STATUS, "request_id": request_id, "data": data}
                 await self.send_json(multiplex.wrap(stream, push))

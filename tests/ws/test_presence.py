@@ -116,3 +116,18 @@ async def test_join_room_answers_the_room_as_retrieve_does() -> None:
         assert joined["data"]["last_message"]["reactions"] == [{"emoji": "👍", "count": 1, "user_ids": [bob.pk]}]
         assert joined["data"]["member_count"] == 3
         assert joined["data"] == (await a.request("retrieve", pk=room.pk))["data"]
+
+
+async def test_a_status_change_from_a_process_of_the_earlier_version_is_pushed_too() -> None:
+    """Before batching, a users.status layer event carried one change as "data" (a rolling restart mixes both)."""
+    from channels.layers import get_channel_layer
+
+    from chat.events import groups
+
+    alice, bob = await user_factory(username="alice"), await user_factory(username="bob")
+    async with connect(alice) as a:
+        await a.request("subscribe_to_online_users", request_id="online")
+        data = {"user": {"id": bob.pk, "username": "bob"}, "online": True}
+        event = {"type": groups.USER_STATUS_EVENT, "data": data, "group": groups.ONLINE_USERS_GROUP}
+        await get_channel_layer().group_send(groups.ONLINE_USERS_GROUP, event)
+        assert await a.next_push() == {"action": "user_status", "request_id": "online", "data": data}
