@@ -66,8 +66,9 @@ class StockRoomConsumer(AsyncJsonWebsocketConsumer):
         room_id = int(content["pk"])
 
         def enter() -> Any:
-            services.presence_enter(channel_name=self.channel_name, room_id=room_id, user=self.user)
-            return RoomSerializer(selectors.room_get(pk=room_id)).data
+            _, room = services.presence_enter(channel_name=self.channel_name, room_id=room_id, user=self.user)
+            room.current_users = selectors.present_users_by_room([room_id]).get(room_id, [])
+            return RoomSerializer(room).data
 
         data = await database_sync_to_async(enter)()
         self.last_room = room_id

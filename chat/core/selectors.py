@@ -2,14 +2,15 @@
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict, cast
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict, TypeVar, cast
 
 from django.conf import settings
-from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import Case, Count, Exists, F, IntegerField, Model, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
+from chat.core.compiled import CompiledQuery
 from chat.core.exceptions import MessageNotFound, RoomNotFound
 from chat.core.search import messages_matching
 from chat.models import Ban, Connection, Membership, Message, Presence, Reaction, Role, Room, RoomKind, User
@@ -55,9 +56,14 @@ def _member_count(room_ref: str) -> Coalesce:
     return _count_of(Membership.objects.filter(room=OuterRef(room_ref)), "room")
 
 
-def _room_queryset() -> "QuerySet[RoomWithNewest]":
+def _room_live_columns() -> dict[str, Any]:
+    """The annotations behind §1 Room's member_count and last_message (its pk)."""
     newest = Message.objects.filter(room=OuterRef("pk")).order_by("-seq").values("pk")[:1]
-    return Room.objects.select_related("host").annotate(newest_message_id=Subquery(newest), member_count=_member_count("pk"))
+    return {"newest_message_id": Subquery(newest), "member_count": _member_count("pk")}
+
+
+def _room_queryset() -> "QuerySet[RoomWithNewest]":
+    return cast("QuerySet[RoomWithNewest]", Room.objects.select_related("host").annotate(**_room_live_columns()))
 
 
 def _visible_q(user_id: int) -> Q:
@@ -172,23 +178,108 @@ class JoinState(TypedDict):
     is_present: bool
 
 
+def _join_state_columns(*, user_id: int, cutoff: Any) -> dict[str, Any]:
+    """The annotations of a room behind JoinState: whether the user is a member, banned, present (by a connection live since cutoff)."""
+    return {
+        "is_member": Exists(Membership.objects.filter(room_id=OuterRef("pk"), user_id=user_id)),
+        "is_banned": Exists(Ban.objects.filter(room_id=OuterRef("pk"), user_id=user_id)),
+        "is_present": Exists(Presence.objects.filter(room_id=OuterRef("pk"), connection__user_id=user_id, connection__seen_at__gte=cutoff)),
+    }
+
+
+_JOIN_STATE_FIELDS = ("kind", "host_id", "is_member", "is_banned", "is_present")
+# Stand-ins for CompiledQuery: values no real id or cutoff takes.
+_ROOM_ID, _USER_ID, _OTHER_ID, _CUTOFF = -(2**62) - 1, -(2**62) - 2, -(2**62) - 3, datetime(1901, 1, 1, tzinfo=UTC)
+
+_room_for_joining = CompiledQuery(
+    lambda room_id, user_id, cutoff: (
+        Room.objects.filter(pk=room_id)
+        .annotate(**_join_state_columns(user_id=user_id, cutoff=cutoff))
+        .values(*_JOIN_STATE_FIELDS)
+        .order_by()[:1]
+    ),
+    room_id=_ROOM_ID,
+    user_id=_USER_ID,
+    cutoff=_CUTOFF,
+)
+
+
 def room_for_joining(*, room_id: int, user_id: int) -> JoinState | None:
     """What joining needs to know, in one query: the room's kind and whether the user is a member, banned, present; None if no such room."""
-    return (
+    return cast("JoinState | None", _room_for_joining.first(room_id=room_id, user_id=user_id, cutoff=live_connection_cutoff()))
+
+
+M = TypeVar("M", bound=Model)
+
+
+def _loaded(model: type[M], row: dict[str, Any]) -> M:
+    """An instance of model as the ORM loads it from a row with some of its columns (by attname); the others are deferred."""
+    fields = [field.attname for field in model._meta.concrete_fields if field.attname in row]
+    return model.from_db(model._default_manager.db, fields, [row[name] for name in fields])
+
+
+_ROOM_COLUMNS = ("id", "name", "kind", "created_at", "host_id")
+_room_for_entering = CompiledQuery(
+    lambda room_id, user_id, cutoff: (
         Room.objects.filter(pk=room_id)
-        .annotate(
-            is_member=Exists(Membership.objects.filter(room_id=OuterRef("pk"), user_id=user_id)),
-            is_banned=Exists(Ban.objects.filter(room_id=OuterRef("pk"), user_id=user_id)),
-            is_present=Exists(
-                Presence.objects.filter(
-                    room_id=OuterRef("pk"), connection__user_id=user_id, connection__seen_at__gte=live_connection_cutoff()
-                )
-            ),
-        )
-        .values("kind", "host_id", "is_member", "is_banned", "is_present")
-        .order_by()
-        .first()
-    )
+        .annotate(**_room_live_columns(), **_join_state_columns(user_id=user_id, cutoff=cutoff))
+        .values(*_ROOM_COLUMNS, "host__username", "newest_message_id", "member_count", *_JOIN_STATE_FIELDS[2:])
+        .order_by()[:1]
+    ),
+    room_id=_ROOM_ID,
+    user_id=_USER_ID,
+    cutoff=_CUTOFF,
+)
+
+
+def room_for_entering(*, room_id: int, user_id: int) -> tuple[JoinState, Room] | None:
+    """room_for_joining, and the room with host, member_count and last_message (current_users empty), in one query
+    (and one more for a last message); None if no such room.
+
+    The room is as it was before the join: a newcomer is not in its member_count yet.
+    """
+    row = _room_for_entering.first(room_id=room_id, user_id=user_id, cutoff=live_connection_cutoff())
+    if row is None:
+        return None
+    state: JoinState = {
+        "kind": row["kind"],
+        "host_id": row["host_id"],
+        "is_member": row["is_member"],
+        "is_banned": row["is_banned"],
+        "is_present": row["is_present"],
+    }
+    room = _loaded(Room, row)
+    room.host = _loaded(User, {"id": row["host_id"], "username": row["host__username"]})
+    room.member_count = row["member_count"]  # type: ignore[attr-defined]  # as _room_queryset's annotation
+    room.current_users = []
+    room.last_message = None if row["newest_message_id"] is None else _last_message(message_id=row["newest_message_id"])
+    return state, room
+
+
+_MESSAGE_COLUMNS = ("id", "room_id", "seq", "user_id", "text", "client_id", "created_at", "edited_at", "reply_to")
+_last_message_row = CompiledQuery(
+    lambda message_id: (
+        Message.objects.filter(pk=message_id)
+        .annotate(has_reactions=Exists(Reaction.objects.filter(message_id=OuterRef("pk"))))
+        .values(*_MESSAGE_COLUMNS, "user__username", "has_reactions")
+        .order_by()[:1]
+    ),
+    message_id=_OTHER_ID,
+)
+
+
+def _last_message(*, message_id: int) -> Message | None:
+    """A room's last message for §1 Room: with its author (id and username) and reactions; None if it is gone."""
+    row = _last_message_row.first(message_id=message_id)
+    if row is None:
+        return None
+    message = _loaded(Message, row)
+    message.user = _loaded(User, {"id": row["user_id"], "username": row["user__username"]})
+    if row["has_reactions"]:
+        attach_reactions([message])
+    else:  # most messages have none: no query for them
+        message.reaction_summary = []
+    return message
 
 
 _ROLE_ORDER = Case(When(role=Role.OWNER, then=Value(0)), When(role=Role.MODERATOR, then=Value(1)), default=Value(2))
@@ -310,18 +401,43 @@ def online_user_ids(*, user_ids: Iterable[int]) -> set[int]:
     )
 
 
+_room_last_seq = CompiledQuery(
+    lambda room_id: Room.objects.filter(pk=room_id).values("last_seq").order_by()[:1],
+    room_id=_ROOM_ID,
+)
+_visible_room_last_seq = CompiledQuery(
+    lambda room_id, user_id: Room.objects.filter(_visible_q(user_id), pk=room_id).values("last_seq").order_by()[:1],
+    room_id=_ROOM_ID,
+    user_id=_USER_ID,
+)
+
+
 def room_last_seq(*, room_id: int, user: User | None = None) -> int:
     """The seq of the newest message ever posted to the room (RoomNotFound if none, or if `user` is given and cannot see it)."""
-    rooms = Room.objects.all() if user is None else rooms_visible_to(user=user)
-    last_seq = rooms.filter(pk=room_id).values_list("last_seq", flat=True).first()
-    if last_seq is None:
+    if user is None:
+        row = _room_last_seq.first(room_id=room_id)
+    else:
+        row = _visible_room_last_seq.first(room_id=room_id, user_id=user.pk)
+    if row is None:
         raise RoomNotFound()
-    return last_seq
+    return int(row["last_seq"])
 
 
 def users_by_id(*, user_ids: Iterable[int]) -> list[User]:
     """These users, by id."""
     return list(User.objects.filter(pk__in=list(user_ids)).only("id", "username").order_by("pk"))
+
+
+_token_user = CompiledQuery(
+    lambda key: User.objects.filter(auth_token__key=key).values(*(field.attname for field in User._meta.concrete_fields)).order_by()[:1],
+    key="\0no token is this",  # keys are 40 hex digits
+)
+
+
+def token_user(*, key: str) -> User | None:
+    """The user owning this API token (active or not), or None."""
+    row = _token_user.first(key=key)
+    return None if row is None else _loaded(User, row)
 
 
 def user_get_active(*, pk: int) -> User | None:
@@ -349,14 +465,22 @@ def inactive_user_connections(*, server_id: str) -> list[str]:
     return list(Connection.objects.filter(server_id=server_id, user__is_active=False).values_list("pk", flat=True))
 
 
+_reactions_of_message = CompiledQuery(
+    lambda message_id: Reaction.objects.filter(message_id=message_id).order_by("pk").values("message_id", "emoji", "user_id"),
+    message_id=_OTHER_ID,
+)
+
+
 def reactions_by_message(*, message_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
     """Each message's reactions as §7 JSON, each emoji in order of its first use, in one query for all of them."""
-    rows = (
-        Reaction.objects.filter(message_id__in=list(message_ids)).order_by("message_id", "pk").values_list("message_id", "emoji", "user_id")
-    )
+    message_ids = list(message_ids)
+    if len(message_ids) == 1:  # a lone message (a join's last message, a new message): the query compiled once
+        rows: Iterable[Any] = _reactions_of_message.rows(message_id=message_ids[0])
+    else:
+        rows = Reaction.objects.filter(message_id__in=message_ids).order_by("message_id", "pk").values("message_id", "emoji", "user_id")
     by_message: dict[int, dict[str, list[int]]] = defaultdict(dict)
-    for message_id, emoji, user_id in rows:
-        by_message[message_id].setdefault(emoji, []).append(user_id)
+    for row in rows:
+        by_message[row["message_id"]].setdefault(row["emoji"], []).append(row["user_id"])
     return {
         message_id: [{"emoji": emoji, "count": len(user_ids), "user_ids": user_ids} for emoji, user_ids in emojis.items()]
         for message_id, emojis in by_message.items()

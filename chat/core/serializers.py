@@ -355,22 +355,33 @@ class RoomSerializer(serializers.ModelSerializer):
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
         # See UserSerializer.to_representation.
-        if type(self) is not RoomSerializer or self.Meta.fields != _ROOM_FIELDS or _MESSAGE_FIELDS != MessageSerializer.Meta.fields:
+        if type(self) is not RoomSerializer or not _plain_room_fields():
             return super().to_representation(instance)
-        last_message = getattr(instance, "last_message", None)  # DRF's allow_null field: None when unset
-        return {
-            "pk": instance.pk,
-            "name": instance.name,
-            "host": user_json(instance.host),
-            "current_users": instance.current_users,
-            "last_message": None if last_message is None else message_json(last_message),
-            "created_at": _DATETIME.to_representation(instance.created_at),
-            "kind": instance.kind,
-            "member_count": getattr(instance, "member_count", 0),
-        }
+        return room_json(instance)
 
 
 _ROOM_FIELDS = ["pk", "name", "host", "current_users", "last_message", "created_at", "kind", "member_count"]
+
+
+def _plain_room_fields() -> bool:
+    return RoomSerializer.Meta.fields == _ROOM_FIELDS and MessageSerializer.Meta.fields == _MESSAGE_FIELDS
+
+
+def room_json(room: Room) -> dict[str, Any]:
+    """A §1 Room, as RoomSerializer gives it (without building a serializer: a join answers one)."""
+    if not _plain_room_fields():
+        return dict(RoomSerializer(room).data)
+    last_message = getattr(room, "last_message", None)  # DRF's allow_null field: None when unset
+    return {
+        "pk": room.pk,
+        "name": room.name,
+        "host": user_json(room.host),
+        "current_users": room.current_users,
+        "last_message": None if last_message is None else message_json(last_message),
+        "created_at": _DATETIME.to_representation(room.created_at),
+        "kind": room.kind,
+        "member_count": getattr(room, "member_count", 0),
+    }
 
 
 class RoomListParamsSerializer(serializers.Serializer):

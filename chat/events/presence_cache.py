@@ -60,6 +60,8 @@ class PresenceCache:
         self.entries: dict[int, _Entry] = {}
         self.drops: dict[int, int] = {}  # per room: how many times its list was dropped
         self.builds: dict[int, list[_Build]] = {}
+        # Per room: a join's query of its present users in flight, which other joins wait for (realtime.present_users_json).
+        self.queries: dict[int, asyncio.Future[None]] = {}
 
     def users_json(self, room_id: int) -> RawJSON | None:
         """The room's present users as an encoded JSON list, or None when not known exactly."""

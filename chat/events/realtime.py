@@ -54,6 +54,9 @@ class _LoopState:
     consumers: dict[str, Any] = field(default_factory=dict)
     # When the heartbeat last started succeeding (monotonic); None while it fails.
     reachable_since: float | None = None
+    # Online-status changes waiting to be sent, in order, and the task sending them.
+    user_statuses: list[dict[str, Any]] = field(default_factory=list)
+    user_status_sender: asyncio.Task[None] | None = None
 
 
 _loop_states: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState]" = weakref.WeakKeyDictionary()
@@ -104,13 +107,24 @@ async def present_users_json(room_id: int) -> RawJSON:
     """The room's present users as encoded JSON, from the cache or one query."""
     cache = _presence_cache()
     encoded = cache.users_json(room_id)
+    if encoded is None and (pending := cache.queries.get(room_id)) is not None:
+        # Another join's query of the room is running: joins that miss the list together (after
+        # a drop, say) share it rather than each query and encode the whole room. What it keeps
+        # includes this join (recorded by presence_joined while it ran); if it keeps nothing
+        # (a drop overtook it, or it failed), this join queries on its own below.
+        await asyncio.shield(pending)
+        encoded = cache.users_json(room_id)
     if encoded is None:
         build = cache.start_build(room_id)
+        shared = None if room_id in cache.queries else cache.queries.setdefault(room_id, asyncio.get_running_loop().create_future())
         users: list[dict[str, Any]] | None = None
         try:
             users = await _present_users_of(room_id)
         finally:
             cache.store(room_id, build, users)
+            if shared is not None:
+                del cache.queries[room_id]
+                shared.set_result(None)
         encoded = cache.users_json(room_id)
         if encoded is None:  # not kept (overtaken by a change, or not in the room group): this query's answer
             encoded = RawJSON(json.dumps(users))
@@ -182,9 +196,20 @@ async def push_typing(room_id: int, user: Any) -> None:
 
 
 async def push_user_status(users: list[dict[str, Any]], online: bool) -> None:
-    """Tell online-users subscribers that these users came online or went offline."""
-    for user in users:
-        await _group_send(groups.ONLINE_USERS_GROUP, {"type": groups.USER_STATUS_EVENT, "data": {"user": user, "online": online}})
+    """Tell online-users subscribers that these users came online or went offline (sent next, in order)."""
+    state = _state()
+    state.user_statuses.extend({"user": user, "online": online} for user in users)
+    if state.user_status_sender is None or state.user_status_sender.done():
+        state.user_status_sender = asyncio.get_running_loop().create_task(_send_user_statuses(state))
+
+
+async def _send_user_statuses(state: _LoopState) -> None:
+    # One layer message for the changes of a moment, not one per user: a crowd connecting at
+    # once (a reconnect storm, a room filling up) cost a channel-layer round trip per handshake.
+    # One sender per loop keeps the changes of a process in order.
+    while state.user_statuses:
+        statuses, state.user_statuses = state.user_statuses, []
+        await _group_send(groups.ONLINE_USERS_GROUP, {"type": groups.USER_STATUS_EVENT, "statuses": statuses})
 
 
 async def push_credentials_revoked(user_id: int, token_key: str | None) -> None:

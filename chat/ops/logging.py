@@ -118,6 +118,8 @@ def log_event(logger: logging.Logger, event: str, *, level: int = logging.INFO, 
     Fields become JSON keys under LOG_FORMAT=json and `key=value` pairs in text
     logs. Credential and message-text fields are refused (logged as [REDACTED]).
     """
+    if not logger.isEnabledFor(level):  # the fields and summary are built for every connection otherwise
+        return
     clean = {name: (REDACTED if name in FORBIDDEN_FIELDS else value) for name, value in fields.items()}
     clashes = _RECORD_ATTRS.intersection(clean)
     for name in clashes:  # `extra` may not overwrite LogRecord attributes
@@ -131,6 +133,8 @@ _ACCESS_LOGGER = logging.getLogger("daphne.access")
 
 def access_log(protocol: str, action: str, details: dict[str, Any]) -> None:
     """Daphne's action logger (HTTP requests, WebSocket handshakes) as scrubbed `daphne.access` events."""
+    if not _ACCESS_LOGGER.isEnabledFor(logging.INFO):  # scrubbing every handshake's path for nothing
+        return
     path = scrub(str(details.get("path", "")))
     fields: dict[str, Any] = {"client": details.get("client"), "path": path}
     if protocol == "http":

@@ -21,8 +21,8 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ImproperlyConfigured
 from django.http.request import split_domain_port, validate_host
-from rest_framework.authtoken.models import Token
 
+from chat.core import selectors
 from chat.core.db import db_thread
 from chat.ws.handshake import OutageGuard
 
@@ -117,10 +117,10 @@ def origin_policy(scope: Scope) -> str:
 @db_thread
 def user_for_token(key: str) -> Any:
     """The active user owning this token, or AnonymousUser."""
-    token = Token.objects.select_related("user").filter(key=key).first()
-    if token is None or not token.user.is_active:
+    user = selectors.token_user(key=key)
+    if user is None or not user.is_active:
         return AnonymousUser()
-    return token.user
+    return user
 
 
 class TokenOrSessionAuthMiddleware:

@@ -32,6 +32,9 @@ def _history_json(room_id: int, after_seq: int, before_seq: int | None = None) -
     return serialize_many(MessageSerializer, messages), has_more
 
 
+_room_last_seq = db_thread(selectors.room_last_seq)  # made once, not per subscription
+
+
 class MessagesMixin(ConsumerMixin):
     """Messages as resources, and subscriptions to a room's messages (MessageStream)."""
 
@@ -86,7 +89,7 @@ class MessagesMixin(ConsumerMixin):
         self.message_streams[key] = stream
         try:
             await message_observer.subscribe(self, room_id=room_id, request_id=request_id)
-            last_seq = await db_thread(selectors.room_last_seq)(room_id=room_id, user=self.user)
+            last_seq = await _room_last_seq(room_id=room_id, user=self.user)
         except Exception:
             await self._unsubscribe_messages(room_id, request_id)
             raise

@@ -103,6 +103,19 @@ def test_daphne_access_log_is_scrubbed(caplog: pytest.LogCaptureFixture) -> None
     assert ws.event == "ws.connected"  # type: ignore[attr-defined]
 
 
+def test_events_below_the_level_cost_no_formatting(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At LOG_LEVEL=WARNING (the bench's, a quiet production's) every handshake's INFO lines are skipped before any work."""
+
+    def no_scrubbing(text: str) -> str:
+        raise AssertionError("scrubbed a line nobody logs")
+
+    monkeypatch.setattr("chat.ops.logging.scrub", no_scrubbing)
+    with caplog.at_level(logging.WARNING):
+        access_log("websocket", "connected", {"path": f"/ws/chat/room/?token={KEY}", "client": "127.0.0.1:5001"})
+        log_event(logging.getLogger("chat.ws.consumer"), "ws.connect", user_id=1)
+    assert caplog.records == []
+
+
 def test_configured_json_logging_end_to_end() -> None:
     """With LOG_FORMAT=json, Django's own loggers and ours all print scrubbed JSON lines."""
     code = f"""

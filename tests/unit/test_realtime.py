@@ -31,3 +31,29 @@ async def test_a_change_during_a_flush_is_pushed_too(monkeypatch: pytest.MonkeyP
     release_first_query.set()
     pushed = await asyncio.wait_for(layer.receive(listener), 5)
     assert pushed["type"] == "room.presence" and '"room": 2' in pushed["text"]
+
+
+async def test_status_changes_of_a_moment_go_in_one_layer_message_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[tuple[str, dict[str, Any]]] = []
+    first_send_started, release_first_send = asyncio.Event(), asyncio.Event()
+
+    async def recording_send(group: str, message: dict[str, Any]) -> None:
+        sent.append((group, message))
+        first_send_started.set()
+        await release_first_send.wait()
+
+    monkeypatch.setattr(realtime, "_group_send", recording_send)
+    ann, bob = {"id": 1, "username": "ann"}, {"id": 2, "username": "bob"}
+    await realtime.push_user_status([ann], online=True)
+    await realtime.push_user_status([bob], online=True)
+    await asyncio.wait_for(first_send_started.wait(), 5)
+    await realtime.push_user_status([ann], online=False)  # while the first message is being sent: the next one
+    release_first_send.set()
+    await asyncio.wait_for(realtime._state().user_status_sender or asyncio.sleep(0), 5)
+    assert sent == [
+        (
+            groups.ONLINE_USERS_GROUP,
+            {"type": groups.USER_STATUS_EVENT, "statuses": [{"user": ann, "online": True}, {"user": bob, "online": True}]},
+        ),
+        (groups.ONLINE_USERS_GROUP, {"type": groups.USER_STATUS_EVENT, "statuses": [{"user": ann, "online": False}]}),
+    ]

@@ -111,6 +111,12 @@ def test_dcrf_consumer_seams() -> None:
     # handle_action checks permissions before looking the action up (why ours answers 405 first).
     handle_action = source(AsyncAPIConsumer.handle_action)
     assert handle_action.index("check_permissions") < handle_action.index("available_actions")
+    # ProtocolConsumer.check_permissions does IsAuthenticated's check itself, the same way.
+    from djangochannelsrestframework.permissions import IsAuthenticated
+
+    assert parameters(AsyncAPIConsumer.check_permissions) == ["self", "action", "kwargs"]
+    assert 'user = scope.get("user")' in source(IsAuthenticated.has_permission)
+    assert "return user.pk and user.is_authenticated" in source(IsAuthenticated.has_permission)
     # Its websocket_disconnect awaits each detached task (why ours cancels them first).
     assert "detached_tasks" in source(AsyncAPIConsumer.websocket_disconnect)
     # Its add_group would join with the consumer's own layer channel, which ours does not have.
@@ -203,6 +209,29 @@ def test_autobahn_and_twisted_seams() -> None:
         assert name in source(abstract.FileDescriptor), name
     assert issubclass(tcp.Connection, abstract.FileDescriptor)
     assert {"connected", "disconnecting"} <= set(vars(abstract.FileDescriptor)) | set(vars(tcp.Connection))
+    # LoggingServer.run makes the formatting of autobahn's debug lines lazy (make_autobahn_debug_lazy).
+    import autobahn.twisted.websocket
+    import autobahn.websocket.protocol
+
+    assert "pformat(configAttrLog)" in source(WebSocketProtocol._connectionMade)
+    assert "hltype(self.dataReceived)" in source(autobahn.twisted.websocket.WebSocketAdapterProtocol.dataReceived)
+    assert {"pformat", "hltype", "hlval"} <= set(vars(autobahn.websocket.protocol))
+    assert {"hltype", "hlval"} <= set(vars(autobahn.twisted.websocket))
+
+
+def test_lazy_call_formats_as_the_function_only_when_formatted() -> None:
+    import pprint
+
+    from autobahn.util import hlval
+
+    from mysite.serve import LazyCall
+
+    settings = [("openHandshakeTimeout", 5, "WebSocketFactory"), ("autoPingInterval", 0, "WebSocketFactory")]
+    assert f"\n{LazyCall(pprint.pformat, settings)}" == "\n" + pprint.pformat(settings)
+    assert f"{LazyCall(hlval, 12, color='blue')}" == hlval(12, color="blue")
+    calls: list[int] = []
+    LazyCall(calls.append, 1)  # never formatted: never called
+    assert calls == []
 
 
 # --- Django ----------------------------------------------------------------------------------------
@@ -225,3 +254,20 @@ def test_django_raw_delete_seam() -> None:
     from django.db.models import QuerySet
 
     assert parameters(QuerySet._raw_delete) == ["self", "using"]
+
+
+def test_autobahn_debug_helpers_made_lazy_give_the_same_text(monkeypatch: Any) -> None:
+    import autobahn.twisted.websocket
+    import autobahn.websocket.protocol
+    from autobahn.util import hltype
+
+    from mysite.serve import make_autobahn_debug_lazy
+
+    for module in (autobahn.websocket.protocol, autobahn.twisted.websocket):
+        for name in ("pformat", "hltype", "hlval"):
+            if name in vars(module):
+                monkeypatch.setattr(module, name, vars(module)[name])  # restored after the test
+    make_autobahn_debug_lazy()
+    make_autobahn_debug_lazy()  # a second call wraps nothing twice
+    lazy = autobahn.twisted.websocket.hltype
+    assert lazy is not hltype and f"{lazy(make_autobahn_debug_lazy)}" == hltype(make_autobahn_debug_lazy)

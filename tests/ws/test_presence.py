@@ -95,3 +95,39 @@ async def test_presence_shows_in_room_objects(django_user_model: Any) -> None:
     async with connect(alice) as a:
         retrieved = await a.request("retrieve", pk=room.pk)
         assert retrieved["data"]["current_users"] == []
+
+
+async def test_join_room_answers_the_room_as_retrieve_does() -> None:
+    """join_room's Room (read with the join's checks in one query) is §1 Room as `retrieve` gives it, after the join."""
+    from chat.core import services
+
+    host, alice, bob = [await user_factory(username=name) for name in ("host", "alice", "bob")]
+    room = await room_factory(host=host)
+    async with connect(alice) as a, connect(bob) as b:
+        joined = await a.request("join_room", pk=room.pk)  # an empty room; alice is a newcomer
+        assert joined["data"] == (await a.request("retrieve", pk=room.pk))["data"]
+        assert joined["data"]["member_count"] == 2 and joined["data"]["last_message"] is None
+        message, _ = await database_sync_to_async(services.message_store)(room_id=room.pk, author=host, text="first")
+        joined = await b.request("join_room", pk=room.pk)  # a last message without reactions
+        assert joined["data"]["last_message"]["id"] == message.pk and joined["data"]["last_message"]["reactions"] == []
+        assert joined["data"] == (await b.request("retrieve", pk=room.pk))["data"]
+        await database_sync_to_async(services.reaction_add)(message_id=message.pk, user=bob, emoji="👍")
+        joined = await a.request("join_room", pk=room.pk)  # a member again: member_count unchanged
+        assert joined["data"]["last_message"]["reactions"] == [{"emoji": "👍", "count": 1, "user_ids": [bob.pk]}]
+        assert joined["data"]["member_count"] == 3
+        assert joined["data"] == (await a.request("retrieve", pk=room.pk))["data"]
+
+
+async def test_a_status_change_from_a_process_of_the_earlier_version_is_pushed_too() -> None:
+    """Before batching, a users.status layer event carried one change as "data" (a rolling restart mixes both)."""
+    from channels.layers import get_channel_layer
+
+    from chat.events import groups
+
+    alice, bob = await user_factory(username="alice"), await user_factory(username="bob")
+    async with connect(alice) as a:
+        await a.request("subscribe_to_online_users", request_id="online")
+        data = {"user": {"id": bob.pk, "username": "bob"}, "online": True}
+        event = {"type": groups.USER_STATUS_EVENT, "data": data, "group": groups.ONLINE_USERS_GROUP}
+        await get_channel_layer().group_send(groups.ONLINE_USERS_GROUP, event)
+        assert await a.next_push() == {"action": "user_status", "request_id": "online", "data": data}

@@ -1,5 +1,6 @@
 """join_room's current_users from the per-process presence cache (chat/events/presence_cache.py): reused, yet exact."""
 
+import asyncio
 import json
 from typing import Any
 
@@ -75,3 +76,26 @@ async def test_a_join_reuses_the_list_instead_of_querying_it(monkeypatch: pytest
         for n, client in enumerate((a, b, c, d)):
             assert await joined_users(client, room.pk) == [f"user{k}" for k in range(n + 1)]
     assert queried == [room.pk]  # the first join's; later joins add themselves to the kept list
+
+
+async def test_joins_that_miss_the_list_together_share_one_query(monkeypatch: pytest.MonkeyPatch) -> None:
+    users = [await user_factory(username=f"user{n}") for n in range(3)]
+    room = await room_factory(host=users[0])
+    queried: list[int] = []
+    original = realtime._present_users_of
+
+    async def slow_counting(room_id: int) -> Any:
+        queried.append(room_id)
+        await asyncio.sleep(0.2)  # the other joins arrive while this query runs
+        return await original(room_id)
+
+    async with connect(users[0]) as a, connect(users[1]) as b, connect(users[2]) as c:
+        assert await joined_users(a, room.pk) == ["user0"]
+        realtime._presence_cache().drop([room.pk])  # as another process's presence push does
+        monkeypatch.setattr(realtime, "_present_users_of", slow_counting)
+        for client, request_id in ((b, "join-b"), (c, "join-c")):
+            await client.send({"action": "join_room", "request_id": request_id, "pk": room.pk})
+        responses = [await b.response_to("join-b"), await c.response_to("join-c")]
+        lists = [[user["username"] for user in response["data"]["current_users"]] for response in responses]
+        assert lists[0] in (["user0", "user1"], ["user0", "user1", "user2"]) and lists[1] == ["user0", "user1", "user2"]
+        assert queried == [room.pk]

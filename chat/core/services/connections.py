@@ -14,8 +14,9 @@ from chat.core.exceptions import (
 )
 
 # Package-private: presence and membership change together (one transaction per join).
-from chat.core.services.rooms import _check_leave, _join, room_leave
-from chat.models import Connection, Presence, Room, Server, User
+from chat.core.services.rooms import _add_member, _check_join, _check_leave, room_leave
+from chat.events import access
+from chat.models import Connection, Membership, Presence, Role, Room, Server, User
 
 
 def connection_open(*, channel_name: str, user: User, server_id: str, max_per_user: int | None = None) -> bool:
@@ -132,17 +133,57 @@ def connection_sweep() -> tuple[list[int], list[int]]:
     return result
 
 
-def presence_enter(*, channel_name: str, room_id: int, user: User) -> bool:
-    """Join a room the user can see as a member and be present on this connection; True when the set of present users changed."""
-    # One transaction, one commit: a crowd joining a room is bound by these round trips
-    # (a state query, the membership insert for newcomers only, the presence insert).
+def presence_enter(*, channel_name: str, room_id: int, user: User) -> tuple[bool, Room]:
+    """Join a room the user can see as a member and be present on this connection.
+
+    Returns whether the set of present users changed, and the room as §1 gives it
+    (host, member_count, last_message; current_users empty: the caller knows them).
+    """
+    # A crowd joining a room is bound by this: on PostgreSQL two round trips (the state
+    # and the room in one query, then membership and presence in one statement).
     try:
-        with transaction.atomic():
-            state = _join(room_id=room_id, user=user)
-            Presence.objects.bulk_create([Presence(connection_id=channel_name, room_id=room_id)], ignore_conflicts=True)
+        if connection.vendor == "postgresql":
+            state, room = _room_for_entering(room_id=room_id, user=user)
+            newcomer = _check_join(state)
+            if _insert_member_and_presence(channel_name=channel_name, room_id=room_id, user_id=user.pk, newcomer=newcomer):
+                room.member_count += 1  # type: ignore[attr-defined]
+        else:
+            with transaction.atomic():  # SQLite serialises writers: the state stays exact until commit
+                state, room = _room_for_entering(room_id=room_id, user=user)
+                newcomer = _check_join(state)
+                if newcomer:
+                    _add_member(room_id=room_id, user_id=user.pk)
+                    room.member_count += 1  # type: ignore[attr-defined]
+                Presence.objects.bulk_create([Presence(connection_id=channel_name, room_id=room_id)], ignore_conflicts=True)
     except IntegrityError as exc:  # a foreign key to a room that does not exist (checked at the latest on commit)
         raise RoomNotFound() from exc
-    return not state["is_present"]
+    if newcomer:
+        access.membership_changed(user_id=user.pk, room_id=room_id, role=Role.MEMBER)
+    return not state["is_present"], room
+
+
+def _room_for_entering(*, room_id: int, user: User) -> tuple[selectors.JoinState, Room]:
+    found = selectors.room_for_entering(room_id=room_id, user_id=user.pk)
+    if found is None:
+        raise RoomNotFound()
+    return found
+
+
+_MEMBERSHIPS, _PRESENCES, _ROOMS = Membership._meta.db_table, Presence._meta.db_table, Room._meta.db_table
+
+
+def _insert_member_and_presence(*, channel_name: str, room_id: int, user_id: int, newcomer: bool) -> bool:
+    """PostgreSQL: the membership (if newcomer, as _add_member makes it) and the presence in one statement; True if it added the member."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH member AS (INSERT INTO {_MEMBERSHIPS} (room_id, user_id, role, joined_at, last_read_seq)"
+            f" SELECT id, %s, %s, %s, last_seq FROM {_ROOMS} WHERE id = %s AND %s ON CONFLICT DO NOTHING RETURNING 1),"
+            f" present AS (INSERT INTO {_PRESENCES} (connection_id, room_id) VALUES (%s, %s) ON CONFLICT DO NOTHING)"
+            " SELECT count(*) FROM member",
+            [user_id, Role.MEMBER.value, timezone.now(), room_id, newcomer, channel_name, room_id],
+        )
+        row = cursor.fetchone()
+    return bool(row and row[0])
 
 
 def presence_leave(*, channel_name: str, room_id: int, user: User) -> bool:

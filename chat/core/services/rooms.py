@@ -89,18 +89,22 @@ def room_join(*, room_id: int, user: User) -> None:
         raise RoomNotFound() from exc
 
 
-def _join(*, room_id: int, user: User) -> "selectors.JoinState":
-    """Membership for a joiner, checked in one query; returns what that query found."""
-    state = selectors.room_for_joining(room_id=room_id, user_id=user.pk)
+def _join(*, room_id: int, user: User) -> None:
+    """Membership for a joiner, checked in one query."""
+    if _check_join(selectors.room_for_joining(room_id=room_id, user_id=user.pk)):
+        _add_member(room_id=room_id, user_id=user.pk)  # callers turn an IntegrityError (room gone) into RoomNotFound
+        access.membership_changed(user_id=user.pk, room_id=room_id, role=Role.MEMBER)
+
+
+def _check_join(state: "selectors.JoinState | None") -> bool:
+    """Raise unless the user may join a room in this state (404 before 403); True when joining makes them a member."""
     if state is None or (state["kind"] != RoomKind.PUBLIC and not state["is_member"]):
         raise RoomNotFound()
     if state["is_member"]:
-        return state
+        return False
     if state["is_banned"]:
         raise Banned()
-    _add_member(room_id=room_id, user_id=user.pk)  # callers turn an IntegrityError (room gone) into RoomNotFound
-    access.membership_changed(user_id=user.pk, room_id=room_id, role=Role.MEMBER)
-    return state
+    return True
 
 
 def _add_member(*, room_id: int, user_id: int, role: str = Role.MEMBER) -> None:
