@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from django.db import transaction
+from django.db.models.signals import post_init
+from djangochannelsrestframework.observer.model_observer import Action
 
 from chat.events import groups
 from chat.events.streams import message_observer, room_observer
@@ -82,8 +84,13 @@ def test_dcrf_prepares_one_event_per_group_through_our_serialize_and_stamps_it_o
         assert pending["body"]["seq"] == message.seq and "committed_at" not in pending
     # Sent and cleared after commit (DCRF's send_prepared_messages, which ours wraps).
     assert message_observer.get_observer_state(message).pending_messages == []
-    loaded = type(message).objects.get(pk=message.pk)  # post_init records the current groups
-    assert message_observer.get_observer_state(loaded).current_groups == {groups.room_messages_group(message.room_id)}
+    # Loading records nothing (DCRF's post_init receiver is disconnected); a loaded message's
+    # update and delete still go to its room's group as update and delete.
+    assert not post_init.has_listeners(type(message))
+    loaded = type(message).objects.get(pk=message.pk)
+    for action in (Action.UPDATE, Action.DELETE):
+        [event] = message_observer.prepare_messages(loaded, action)
+        assert event["action"] == action.value and event["group"] == groups.room_messages_group(message.room_id)
 
 
 def test_dcrf_model_observer_internals_we_override_keep_their_shape() -> None:
@@ -93,7 +100,10 @@ def test_dcrf_model_observer_internals_we_override_keep_their_shape() -> None:
     assert parameters(ModelObserver.__init__)[:3] == ["self", "func", "model_cls"]
     assert "_stable_observer_id" in source(BaseObserver.__init__)
     assert "self.group_names_for_consumer(*args, consumer=consumer, **kwargs)" in source(BaseObserver.subscribe)
-    assert "self.group_names_for_signal(instance=instance)" in source(ModelObserver.post_init_receiver)
+    assert "post_init.connect(\n            self.post_init_receiver, sender=self.model_cls, dispatch_uid=str(id(self))" in source(
+        ModelObserver._connect
+    )
+    assert "old_group_names, new_group_names, action" in source(ModelObserver.prepare_messages)  # ours replaces it
     assert "self.serialize(instance, Action." in source(ModelObserver.generate_messages)
     assert "self.send_prepared_messages, instance" in source(ModelObserver.database_event)
     assert parameters(ModelObserver.database_event) == ["self", "instance", "action"]  # MessageObserver overrides it
