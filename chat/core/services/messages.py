@@ -1,5 +1,6 @@
 """Messages and reactions: post (seq, idempotency, flood limit), edit, delete, react (api_docs/PROTOCOL.md §2, §7)."""
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection, transaction
@@ -80,6 +81,20 @@ def _message_append(
     return message, created
 
 
+@dataclass(frozen=True, slots=True)
+class _Post:
+    """One attempt at a post, as both ways of storing it take it."""
+
+    room_id: int
+    author: User
+    text: str
+    client_id: str | None
+    reply_to: int | None
+    created_at: datetime
+    as_member: bool
+    store: bool
+
+
 def _append_once(
     *,
     room_id: int,
@@ -96,17 +111,8 @@ def _append_once(
     refusal. Without store, answers (None, False) when the post would be stored.
     """
     append = _append_postgresql if connection.vendor == "postgresql" else _append_orm
-    created_at = timezone.now()
-    outcome, message = append(
-        room_id=room_id,
-        author=author,
-        text=text,
-        client_id=client_id,
-        reply_to=reply_to,
-        created_at=created_at,
-        as_member=as_member,
-        store=store,
-    )
+    created_at = timezone.now()  # as auto_now_add would, on both paths
+    outcome, message = append(_Post(room_id, author, text, client_id, reply_to, created_at, as_member, store))
     if outcome == "room_not_found":
         raise RoomNotFound()
     if outcome == "banned":
@@ -127,21 +133,11 @@ def _append_once(
     return message, True
 
 
-def _append_postgresql(
-    *,
-    room_id: int,
-    author: User,
-    text: str,
-    client_id: str | None,
-    reply_to: int | None,
-    created_at: datetime,
-    as_member: bool,
-    store: bool,
-) -> tuple[str, Message | None]:
+def _append_postgresql(post: _Post) -> tuple[str, Message | None]:
     """The steps of _append_orm in one round trip: chat_post_message() (migration 0005), autocommitted."""
     row = fetch_prepared(
         "SELECT * FROM chat_post_message(%s, %s, %s, %s, %s, %s, %s, %s)",
-        [room_id, author.pk, text, client_id, reply_to, created_at, as_member, store],
+        [post.room_id, post.author.pk, post.text, post.client_id, post.reply_to, post.created_at, post.as_member, post.store],
     )
     assert row is not None  # the function answers one row, whatever the outcome
     outcome, pk, seq, stored_text, stored_client_id, stored_at, edited_at, stored_reply_to = row
@@ -149,9 +145,9 @@ def _append_postgresql(
         return outcome, None
     message = Message(
         id=pk,
-        room_id=room_id,
+        room_id=post.room_id,
         seq=seq,
-        user=author,
+        user=post.author,
         text=stored_text,
         client_id=stored_client_id,
         created_at=stored_at,
@@ -162,17 +158,7 @@ def _append_postgresql(
     return outcome, message
 
 
-def _append_orm(
-    *,
-    room_id: int,
-    author: User,
-    text: str,
-    client_id: str | None,
-    reply_to: int | None,
-    created_at: datetime,
-    as_member: bool,
-    store: bool,
-) -> tuple[str, Message | None]:
+def _append_orm(post: _Post) -> tuple[str, Message | None]:
     """Other databases: lock the room, check, advance the seq and insert, in a transaction of several statements.
 
     The room row is locked while the next seq is taken, so concurrent posters get
@@ -182,28 +168,37 @@ def _append_orm(
     # Inside a caller's transaction (the admin's, a test's) a savepoint keeps a failed
     # statement from breaking it; the admin's store is never refused, and DCRF's
     # observers warn about savepoints, so it goes without.
-    with transaction.atomic(savepoint=as_member):
-        room = selectors.room_for_posting(room_id=room_id, user_id=author.pk)
-        if room is None or (as_member and not room.is_member and room.kind != RoomKind.PUBLIC):
+    room_id, author_id = post.room_id, post.author.pk
+    with transaction.atomic(savepoint=post.as_member):
+        room = selectors.room_for_posting(room_id=room_id, user_id=author_id)
+        if room is None or (post.as_member and not room.is_member and room.kind != RoomKind.PUBLIC):
             return "room_not_found", None
-        if client_id is not None:
+        if post.client_id is not None:
             # A query of its own, after the lock: a subquery of the locking statement would
             # read a snapshot taken before the lock and miss a racing retry's commit.
-            existing = selectors.message_by_client_id(room_id=room_id, user_id=author.pk, client_id=client_id)
+            existing = selectors.message_by_client_id(room_id=room_id, user_id=author_id, client_id=post.client_id)
             if existing is not None:
                 return "existing", existing
-        if as_member and not room.is_member:
-            return ("banned" if selectors.is_banned(room_id=room_id, user_id=author.pk) else "not_member"), None
+        if post.as_member and not room.is_member:
+            return ("banned" if selectors.is_banned(room_id=room_id, user_id=author_id) else "not_member"), None
         # The same room is enough for "a message the caller can see": the caller is a member of it.
-        if reply_to is not None and not selectors.message_in_room(message_id=reply_to, room_id=room_id):
+        if post.reply_to is not None and not selectors.message_in_room(message_id=post.reply_to, room_id=room_id):
             return "reply_invalid", None
-        if not store:
+        if not post.store:
             return "allowed", None
         seq = room.last_seq + 1
         # update(), not save(): a new seq is not a room change its observers should announce.
-        Membership.objects.filter(room_id=room_id, user_id=author.pk, last_read_seq__lt=seq).update(last_read_seq=seq)
+        Membership.objects.filter(room_id=room_id, user_id=author_id, last_read_seq__lt=seq).update(last_read_seq=seq)
         Room.objects.filter(pk=room_id).update(last_seq=seq)
-        message = Message(room_id=room_id, seq=seq, user=author, text=text, client_id=client_id, created_at=created_at, reply_to=reply_to)
+        message = Message(
+            room_id=room_id,
+            seq=seq,
+            user=post.author,
+            text=post.text,
+            client_id=post.client_id,
+            created_at=post.created_at,
+            reply_to=post.reply_to,
+        )
         # bulk_create sends no post_save: the event is sent by _append_once, as for PostgreSQL.
         Message.objects.bulk_create([message])
     return "created", message
