@@ -18,12 +18,18 @@ from chat.events.observers import FanoutObserver, MessageObserver
 from chat.models import Message, Room
 
 
-def message_event(message: Message, action: Action) -> dict[str, Any]:
-    """A message event's body: where it belongs, and the message already JSON-encoded."""
-    # Runs once per event in the writing process, never once per subscriber; the JSON
-    # is encoded here too, and subscribers only splice in their request_id.
+def encoded_message(message: Message) -> dict[str, Any]:
+    """A message as the message streams carry it: where it belongs, and the §1 Message JSON-encoded.
+
+    Live events and replayed history alike, so a subscriber only splices in its request_id.
+    """
     data = message.event_json = json.dumps(MessageSerializer(message).data)
     return {"room": message.room_id, "seq": message.seq, "pk": message.pk, "data_json": data}
+
+
+def message_event(message: Message, action: Action) -> dict[str, Any]:
+    """A message event's body (encoded once per event in the writing process, never once per subscriber)."""
+    return encoded_message(message)
 
 
 def room_event(room: Room, action: Action) -> dict[str, Any]:

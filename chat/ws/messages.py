@@ -14,22 +14,35 @@ from chat.core.serializers import (
     PkParamSerializer,
     RoomParamSerializer,
     SubscribeParamsSerializer,
-    serialize_many,
     validate,
 )
-from chat.events.streams import message_observer
+from chat.core.singleflight import SingleFlight
+from chat.events.streams import encoded_message, message_observer
 from chat.ws import limits, multiplex
 from chat.ws.connection import ConsumerMixin
 from chat.ws.protocol import CLOSE_INTERNAL_ERROR, Status
-from chat.ws.streams import MessageStream
+from chat.ws.streams import Event, MessageStream
 
 REPLAY_BATCH = 200
 
 
+HistoryPage = tuple[list[Event], bool]
+
+
 @db_thread
-def _history_json(room_id: int, after_seq: int, before_seq: int | None = None) -> tuple[list[dict[str, Any]], bool]:
+def _read_history_page(page: tuple[int, int, int | None]) -> HistoryPage:
+    room_id, after_seq, before_seq = page
     messages, has_more = selectors.message_history(room_id=room_id, after_seq=after_seq, before_seq=before_seq, limit=REPLAY_BATCH)
-    return serialize_many(MessageSerializer, messages), has_more
+    # Encoded once here, however many subscriptions share the page (below).
+    return [encoded_message(message) for message in messages], has_more
+
+
+# A crowd reconnecting with the same after_seq (a server restart) reads each page once.
+_shared_history_pages = SingleFlight(_read_history_page)
+
+
+async def _history_page(room_id: int, after_seq: int, before_seq: int | None) -> HistoryPage:
+    return await _shared_history_pages((room_id, after_seq, before_seq))
 
 
 _room_last_seq = db_thread(selectors.room_last_seq)  # made once, not per subscription
@@ -77,7 +90,7 @@ class MessagesMixin(ConsumerMixin):
             request_id,
             last_seq=query.get("after_seq", 0),
             send=multiplex.sender(multiplex.current_stream.get(), self.send_text),
-            read_history=_history_json,
+            read_history=_history_page,
             spawn=self.detach,
             fail=self._close_after_failed_catch_up,
         )

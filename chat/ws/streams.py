@@ -18,16 +18,16 @@ logger = logging.getLogger(__name__)
 
 # Send one text frame to the client.
 Send = Callable[[str], Awaitable[None]]
-# A page of the room's stored messages (§1 Message dicts, seq ascending) with
-# after_seq < seq (< before_seq when given), and whether more follow.
-ReadHistory = Callable[[int, int, int | None], Awaitable[tuple[list[dict[str, Any]], bool]]]
+# A live event body, as chat.events.streams.message_event builds it: "seq", "pk" and the
+# §1 Message encoded ("data_json"); stored messages are read back in the same shape.
+Event = dict[str, Any]
+# A page of the room's stored messages (seq ascending) with after_seq < seq (< before_seq
+# when given), and whether more follow.
+ReadHistory = Callable[[int, int, int | None], Awaitable[tuple[list[Event], bool]]]
 # Run a coroutine beside the connection's frames (cancelled when the connection closes).
 Spawn = Callable[[Coroutine[Any, Any, None]], object]
 # What to do when catching up fails: the consumer closes the connection with 1011.
 Fail = Callable[[], Awaitable[None]]
-
-# A live event body, as chat.events.streams.message_event builds it, and its action.
-Event = dict[str, Any]
 
 
 def message_push(action: str, request_id: Any, pk: int, data_json: str) -> str:
@@ -119,7 +119,7 @@ class MessageStream:
             messages, has_more = await self._read_history(self.room_id, self.last_seq, before_seq)
             for message in messages:
                 self.last_seq = message["seq"]
-                await self.send(message_push(PUSH_CREATE, self.request_id, message["id"], json.dumps(message)))
+                await self._send_event(message, PUSH_CREATE)
             sent += len(messages)
         return sent
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from chat.ws.streams import MessageStream
+from chat.ws.streams import Event, MessageStream
 
 pytestmark = pytest.mark.asyncio
 
@@ -28,7 +28,7 @@ class Harness:
     """A stream over a fake database of `stored_seqs`, recording what it sends."""
 
     def __init__(self, stored_seqs: list[int], *, last_seq: int = 0, page: int = 2) -> None:
-        self.database = [stored(seq) for seq in stored_seqs]
+        self.database = [live(seq) for seq in stored_seqs]  # read back in the live events' shape
         self.page = page
         self.frames: list[dict[str, Any]] = []
         self.reads: list[tuple[int, int | None]] = []
@@ -45,7 +45,7 @@ class Harness:
         if self.on_send is not None:
             self.on_send(self.frames[-1])
 
-    async def read_history(self, room_id: int, after_seq: int, before_seq: int | None) -> tuple[list[dict[str, Any]], bool]:
+    async def read_history(self, room_id: int, after_seq: int, before_seq: int | None) -> tuple[list[Event], bool]:
         assert room_id == ROOM
         self.reads.append((after_seq, before_seq))
         await asyncio.sleep(0)  # a real read yields to the loop: events may arrive meanwhile

@@ -1,5 +1,6 @@
 """Message and room-instance streams: tagging, copies per request_id, resume with after_seq, HTTP fan-out."""
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -156,3 +157,42 @@ async def test_room_instance_stream() -> None:
         assert delete["action"] == "delete" and delete["pk"] == room.pk and delete["data"]["pk"] == room.pk
         assert (await w.request("unsubscribe_instance", pk=room.pk, request_id="i"))["response_status"] == 200
         assert (await w.request("unsubscribe_instance", pk=room.pk, request_id="i"))["response_status"] == 403
+
+
+async def test_a_crowd_resuming_from_the_same_seq_shares_history_reads_and_misses_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server restart's reconnect storm: each page of missed messages is read once for many subscribers, and a
+    message stored while a shared read is under way still reaches everyone, once and in order."""
+    import contextlib
+    import threading
+    import time
+
+    from chat.core import selectors
+
+    host = await user_factory()
+    room = await room_factory(host=host)
+    for i in range(1, 4):
+        await store(room, host, f"m{i}")
+    reads: list[int] = []
+    first_read_began = threading.Event()
+    original = selectors.message_history
+
+    def slow_history(**query: Any) -> Any:
+        reads.append(query["after_seq"])
+        first_read_began.set()
+        time.sleep(0.3)  # long enough for the crowd to arrive while it runs
+        return original(**query)
+
+    monkeypatch.setattr(selectors, "message_history", slow_history)
+    crowd = 12
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(connect(host)) for _ in range(crowd)]
+        subscribed = [
+            asyncio.ensure_future(c.request("subscribe_to_messages_in_room", pk=room.pk, request_id="r", after_seq=1)) for c in clients
+        ]
+        await database_sync_to_async(first_read_began.wait)(5)
+        await store(room, host, "m4")  # while the first read runs: a later read or the live event brings it
+        assert all(r["response_status"] == 200 for r in await asyncio.gather(*subscribed))
+        for client in clients:
+            assert [e["data"]["seq"] for e in await message_events(client, 3)] == [2, 3, 4]
+            await client.assert_silent(timeout=0.05)
+    assert len(reads) < crowd / 2, reads  # without sharing: one read per subscriber
