@@ -19,7 +19,7 @@ from django.db.models import Model
 from django.db.models.signals import post_init
 from djangochannelsrestframework.observer.model_observer import Action, ModelObserver
 
-from chat.core.db import run_on_loop
+from chat.core.db import await_after_thread
 from chat.ops import metrics
 
 logger = logging.getLogger(__name__)
@@ -93,17 +93,22 @@ class FanoutObserver(ModelObserver):
         return list(consumer._observer_group_to_request_id[self._stable_observer_id].get(group, ()))
 
     def send_prepared_messages(self, instance: Model) -> None:
-        # DCRF's own, with run_on_loop for async_to_sync: the committing thread still waits
-        # for each send (so a process cannot accept posts faster than it publishes them),
-        # for less machinery. The events are ours alone: no deepcopy.
+        # DCRF's own, with await_after_thread for async_to_sync: the post (or other change)
+        # is answered only once its events are published, so a process cannot accept posts
+        # faster than it publishes them. The events are ours alone: no deepcopy.
         state = self.get_observer_state(instance)
         messages, state.pending_messages = state.pending_messages, []
         committed_at = time.time()
+        for message in messages:
+            message["committed_at"] = committed_at
+        if messages:
+            await_after_thread(self._publish, messages)
+
+    async def _publish(self, messages: list[dict[str, Any]]) -> None:
         layer = get_channel_layer()
         try:
             for message in messages:
-                message["committed_at"] = committed_at
-                run_on_loop(layer.group_send, message["group"], message)
+                await layer.group_send(message["group"], message)
         except Exception:
             metrics.channel_layer_error("group_send")
             logger.exception("could not fan out a %s event", self.model_cls.__name__)

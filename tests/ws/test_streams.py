@@ -25,6 +25,17 @@ def store(room: Room, author: Any, text: str) -> dict[str, Any]:
     return MessageSerializer(services.message_store(room_id=room.pk, author=author, text=text)[0]).data
 
 
+def pooled_connections_held() -> int:
+    """Connections of this process's PostgreSQL pool that are checked out (0 without a pool)."""
+    from django.db import connection
+
+    pool = getattr(connection, "pool", None)
+    if pool is None:
+        return 0
+    stats = pool.get_stats()
+    return int(stats["pool_size"] - stats.get("pool_available", 0))
+
+
 async def message_events(client: Client, count: int) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     while len(events) < count:
@@ -183,6 +194,7 @@ async def test_a_crowd_resuming_from_the_same_seq_shares_history_reads_and_misse
         return original(**query)
 
     monkeypatch.setattr(selectors, "message_history", slow_history)
+    held_before = pooled_connections_held()
     crowd = 12
     async with contextlib.AsyncExitStack() as stack:
         clients = [await stack.enter_async_context(connect(host)) for _ in range(crowd)]
@@ -196,3 +208,6 @@ async def test_a_crowd_resuming_from_the_same_seq_shares_history_reads_and_misse
             assert [e["data"]["seq"] for e in await message_events(client, 3)] == [2, 3, 4]
             await client.assert_silent(timeout=0.05)
     assert len(reads) < crowd / 2, reads  # without sharing: one read per subscriber
+    # Worker threads gave their connections back (chat.core.db.db_thread: each of these
+    # resumes used to leave one held by a thread, until the pool ran dry).
+    assert pooled_connections_held() <= held_before + 1  # + the thread database_sync_to_async keeps
