@@ -21,6 +21,8 @@ from typing import Any
 from django.db import connection
 from django.db.models import QuerySet
 
+from chat.core.db import fetch_all_prepared
+
 
 @dataclass(frozen=True)
 class _Plan:
@@ -47,9 +49,9 @@ class CompiledQuery:
         if plan is None:
             return list(self.build(**arguments))
         params = [arguments[name] if name is not None else value for name, value in plan.params]
-        with connection.cursor() as cursor:
-            cursor.execute(plan.sql, params)
-            rows = cursor.fetchall()
+        # Prepared, parameters sent apart: Django's cursor would quote every value into the
+        # SQL text on the client, and PostgreSQL would parse and plan it again each time.
+        rows: list[Any] = fetch_all_prepared(plan.sql, params)
         if plan.converters:
             rows = [self._convert(list(row), plan.converters) for row in rows]
         return [dict(zip(plan.names, row, strict=True)) for row in rows]

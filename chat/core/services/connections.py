@@ -7,6 +7,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from chat.core import selectors
+from chat.core.db import fetch_prepared
 from chat.core.exceptions import (
     NotRoomMember,
     RoomNotFound,
@@ -174,15 +175,13 @@ _MEMBERSHIPS, _PRESENCES, _ROOMS = Membership._meta.db_table, Presence._meta.db_
 
 def _insert_member_and_presence(*, channel_name: str, room_id: int, user_id: int, newcomer: bool) -> bool:
     """PostgreSQL: the membership (if newcomer, as _add_member makes it) and the presence in one statement; True if it added the member."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH member AS (INSERT INTO {_MEMBERSHIPS} (room_id, user_id, role, joined_at, last_read_seq)"
-            f" SELECT id, %s, %s, %s, last_seq FROM {_ROOMS} WHERE id = %s AND %s ON CONFLICT DO NOTHING RETURNING 1),"
-            f" present AS (INSERT INTO {_PRESENCES} (connection_id, room_id) VALUES (%s, %s) ON CONFLICT DO NOTHING)"
-            " SELECT count(*) FROM member",
-            [user_id, Role.MEMBER.value, timezone.now(), room_id, newcomer, channel_name, room_id],
-        )
-        row = cursor.fetchone()
+    row = fetch_prepared(
+        f"WITH member AS (INSERT INTO {_MEMBERSHIPS} (room_id, user_id, role, joined_at, last_read_seq)"
+        f" SELECT id, %s, %s, %s, last_seq FROM {_ROOMS} WHERE id = %s AND %s ON CONFLICT DO NOTHING RETURNING 1),"
+        f" present AS (INSERT INTO {_PRESENCES} (connection_id, room_id) VALUES (%s, %s) ON CONFLICT DO NOTHING)"
+        " SELECT count(*) FROM member",
+        [user_id, Role.MEMBER.value, timezone.now(), room_id, newcomer, channel_name, room_id],
+    )
     return bool(row and row[0])
 
 
@@ -207,13 +206,16 @@ def _count_and_insert_connection(*, channel_name: str, user: User, server_id: st
     The count and the insert share the statement's snapshot, as the ORM's count-then-create
     (two round trips) would see it without a concurrent connection of the same user.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH live AS (SELECT count(*) AS n FROM {_CONNECTIONS} WHERE user_id = %s AND seen_at >= %s),"
-            f" added AS (INSERT INTO {_CONNECTIONS} (channel_name, user_id, server_id, seen_at)"
-            " SELECT %s, %s, %s, %s WHERE %s IS NULL OR (SELECT n FROM live) < %s)"
-            " SELECT n FROM live",
-            [user.pk, selectors.live_connection_cutoff(), channel_name, user.pk, server_id, timezone.now(), max_per_user, max_per_user],
-        )
-        row = cursor.fetchone()
+    row = fetch_prepared(
+        f"WITH live AS (SELECT count(*) AS n FROM {_CONNECTIONS} WHERE user_id = %s AND seen_at >= %s),"
+        f" added AS (INSERT INTO {_CONNECTIONS} (channel_name, user_id, server_id, seen_at)"
+        " SELECT %s::varchar, %s::bigint, %s::varchar, %s::timestamptz WHERE (SELECT n FROM live) < %s::bigint)"
+        " SELECT n FROM live",
+        # No cap: a bound no count reaches, so that the prepared statement has one shape.
+        [user.pk, selectors.live_connection_cutoff(), channel_name, user.pk, server_id, timezone.now(), _no_cap(max_per_user)],
+    )
     return int(row[0]) if row else 0
+
+
+def _no_cap(max_per_user: int | None) -> int:
+    return 2**62 if max_per_user is None else max_per_user
