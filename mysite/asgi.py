@@ -17,7 +17,8 @@ from chat.ws.routing import websocket_urlpatterns  # noqa: E402
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": websocket_auth_stack(URLRouter(websocket_urlpatterns)),
+        # The chat consumer checks a handshake's token in the round trip that records its connection.
+        "websocket": websocket_auth_stack(URLRouter(websocket_urlpatterns), consumer_checks_tokens=True),
     }
 )
 

@@ -14,12 +14,14 @@ PostgreSQL, or a stand-in the compiled parameters do not show exactly) the build
 queryset is simply evaluated.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
 from django.db.models import QuerySet
+
+from chat.core.db import fetch_all_prepared
 
 
 @dataclass(frozen=True)
@@ -43,16 +45,27 @@ class CompiledQuery:
         self.unusable = False
 
     def rows(self, **arguments: Any) -> list[dict[str, Any]]:
+        embedded = self.embedded(**arguments)
+        if embedded is None:
+            return list(self.build(**arguments))
+        # Prepared, parameters sent apart: Django's cursor would quote every value into the
+        # SQL text on the client, and PostgreSQL would parse and plan it again each time.
+        return [self.decode(row) for row in fetch_all_prepared(*embedded)]
+
+    def embedded(self, **arguments: Any) -> tuple[str, list[Any]] | None:
+        """The compiled SQL and its parameters, to run as they are or inside a bigger statement (a CTE); None: not compiled, use rows()."""
         plan = self._plan()
         if plan is None:
-            return list(self.build(**arguments))
-        params = [arguments[name] if name is not None else value for name, value in plan.params]
-        with connection.cursor() as cursor:
-            cursor.execute(plan.sql, params)
-            rows = cursor.fetchall()
-        if plan.converters:
-            rows = [self._convert(list(row), plan.converters) for row in rows]
-        return [dict(zip(plan.names, row, strict=True)) for row in rows]
+            return None
+        return plan.sql, [arguments[name] if name is not None else value for name, value in plan.params]
+
+    def decode(self, row: Sequence[Any]) -> dict[str, Any]:
+        """A row of the compiled query's columns, in their order (a bigger statement's may follow them), as rows() gives it."""
+        assert self.plan is not None  # only rows of embedded()'s SQL are decoded
+        values = list(row[: len(self.plan.names)])
+        if self.plan.converters:
+            values = self._convert(values, self.plan.converters)
+        return dict(zip(self.plan.names, values, strict=True))
 
     def first(self, **arguments: Any) -> dict[str, Any] | None:
         """The first row or None (the builder gives at most one, e.g. by a primary key or a slice)."""

@@ -149,11 +149,17 @@ def fetch_prepared(sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
     prepare: for a hot statement, such as the post (chat_post_message), that doubled its
     client CPU. Errors are Django's, as from a Django cursor.
     """
+    rows = fetch_all_prepared(sql, params)
+    return rows[0] if rows else None
+
+
+def fetch_all_prepared(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Every row of a statement prepared as fetch_prepared's (and like it, not in Django's query log)."""
     connection.ensure_connection()
     # Django's connection has ClientCursor as its cursor factory: ask for a server-binding one.
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, params, prepare=True)
-        return cursor.fetchone()
+        return cursor.fetchall() if cursor.description is not None else []
 
 
 # While PostgreSQL is down, psycopg's pool retries a lost connection after 1, 2, 4, 8...

@@ -440,6 +440,19 @@ def token_user(*, key: str) -> User | None:
     return None if row is None else _loaded(User, row)
 
 
+def token_user_sql(*, key: str) -> tuple[str, list[Any]] | None:
+    """token_user's query as SQL and parameters, for a statement that does more in the same round trip; None: use token_user.
+
+    Its rows start with the user's columns, named by attname: read them with token_user_from_row.
+    """
+    return _token_user.embedded(key=key)
+
+
+def token_user_from_row(row: Sequence[Any]) -> User:
+    """The user of a row that starts with token_user_sql's columns."""
+    return _loaded(User, _token_user.decode(row))
+
+
 def user_get_active(*, pk: int) -> User | None:
     """The active user with this id, if any."""
     return User.objects.filter(pk=pk, is_active=True).first()

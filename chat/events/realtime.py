@@ -282,10 +282,10 @@ async def heartbeat_once() -> None:
     """
     state = _state()
     held_at = timezone.now()  # before the snapshot: a row written after it is never taken for a ghost
+    # A consumer without a user yet is authenticating: its row may be written any moment (no ghost).
     held = {
-        name: (consumer.user.pk, list(consumer.present_rooms))
+        name: (None if consumer.user is None else consumer.user.pk, list(consumer.present_rooms))
         for name, consumer in state.consumers.items()
-        if getattr(consumer, "user", None) is not None
     }
     try:
         beat = await db_thread(services.connection_heartbeat)(server_id=SERVER_ID, held=held, held_at=held_at)

@@ -123,16 +123,25 @@ def user_for_token(key: str) -> Any:
     return user
 
 
+# Scope key: the handshake's token (scope["auth_token"]) is still to be checked, by the
+# consumer, together with recording its connection (ChatConnection.authenticate); until
+# then the scope's user is anonymous.
+TOKEN_UNCHECKED = "chat.token_unchecked"
+
+
 class TokenOrSessionAuthMiddleware:
     """Check the Origin, then authenticate by token, or by session only for same-origin pages.
 
     Token connections skip the session and cookie middleware altogether: no session
-    look-up at the handshake, and no session wrapper around every frame sent.
+    look-up at the handshake, and no session wrapper around every frame sent. With
+    `consumer_checks_tokens`, a token is left to the consumer (TOKEN_UNCHECKED), which
+    checks it in the same database round trip that records the connection.
     """
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, *, consumer_checks_tokens: bool = False) -> None:
         self.inner = inner
         self.session_auth = AuthMiddlewareStack(inner)
+        self.consumer_checks_tokens = consumer_checks_tokens
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
         policy = origin_policy(scope)
@@ -142,7 +151,11 @@ class TokenOrSessionAuthMiddleware:
         # The server's own scope is updated, not copied: a copy per middleware would live as
         # long as the connection (its frame awaits the inner application), ~0.6 KB each.
         if key is not None:
-            scope.update(user=await user_for_token(key), auth_token=key)
+            if self.consumer_checks_tokens:
+                scope.update(user=AnonymousUser(), auth_token=key)
+                scope[TOKEN_UNCHECKED] = True
+            else:
+                scope.update(user=await user_for_token(key), auth_token=key)
             return await self.inner(scope, receive, send)
         if policy != "same":
             # No Origin is no browser, and another origin's cookie proves nothing: only tokens count.
@@ -151,7 +164,10 @@ class TokenOrSessionAuthMiddleware:
         return await self.session_auth(dict(scope, auth_token=None), receive, send)
 
 
-def websocket_auth_stack(inner: Any) -> Any:
-    """Origin check, then token or session authentication, around the WebSocket router; outages close with 4503."""
+def websocket_auth_stack(inner: Any, *, consumer_checks_tokens: bool = False) -> Any:
+    """Origin check, then token or session authentication, around the WebSocket router; outages close with 4503.
+
+    `consumer_checks_tokens`: every consumer behind it checks TOKEN_UNCHECKED tokens itself (as ChatConnection does).
+    """
     allowed_origins()  # a malformed WS_ALLOWED_ORIGINS fails at start-up, not at the first handshake
-    return OutageGuard(TokenOrSessionAuthMiddleware(inner))
+    return OutageGuard(TokenOrSessionAuthMiddleware(inner, consumer_checks_tokens=consumer_checks_tokens))

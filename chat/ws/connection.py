@@ -14,12 +14,13 @@ from chat.core import services
 from chat.core.db import db_thread
 from chat.core.serializers import user_json
 from chat.events import groups, realtime
-from chat.ws import handshake
+from chat.ws import auth, handshake
 from chat.ws.protocol import CLOSE_AUTH_REVOKED, ProtocolConsumer
 from chat.ws.streams import MessageStream
 
 # Made once: building the sync-to-async wrapper per call cost a few percent of a join.
 _connection_open = db_thread(services.connection_open)
+_connection_open_by_token = db_thread(services.connection_open_by_token)
 
 
 class ChatConnection(ProtocolConsumer):
@@ -36,16 +37,41 @@ class ChatConnection(ProtocolConsumer):
         self.instance_subscriptions: dict[tuple[int, Any], str | None] = {}
         self.online_users_request_ids: dict[Any, str | None] = {}
         self.went_online = False
+        self.connection_recorded = False
+
+    async def authenticate(self) -> Any:
+        if not self.scope.pop(auth.TOKEN_UNCHECKED, False):
+            return await super().authenticate()
+        # The token is checked in the round trip that records the connection (one thread hop
+        # and one statement for both, where a handshake used to cost two of each).
+        realtime.register(self)  # before the row exists, so no heartbeat takes it for a ghost
+        try:
+            user, self.went_online = await _connection_open_by_token(
+                key=self.scope["auth_token"],
+                channel_name=self.channel_name,
+                server_id=realtime.SERVER_ID,
+                max_per_user=int(settings.CHAT_MAX_CONNECTIONS_PER_USER),
+            )
+        except BaseException:
+            realtime.unregister(self)  # nothing was recorded: the statement failed as a whole
+            raise
+        if user is None:
+            realtime.unregister(self)
+            return None
+        self.scope["user"] = user
+        self.connection_recorded = True
+        return user
 
     async def open_session(self) -> None:
         await super().open_session()
-        realtime.register(self)  # before the row exists, so no heartbeat takes it for a ghost
-        self.went_online = await _connection_open(
-            channel_name=self.channel_name,
-            user=self.user,
-            server_id=realtime.SERVER_ID,
-            max_per_user=int(settings.CHAT_MAX_CONNECTIONS_PER_USER),
-        )
+        if not self.connection_recorded:
+            realtime.register(self)  # before the row exists, so no heartbeat takes it for a ghost
+            self.went_online = await _connection_open(
+                channel_name=self.channel_name,
+                user=self.user,
+                server_id=realtime.SERVER_ID,
+                max_per_user=int(settings.CHAT_MAX_CONNECTIONS_PER_USER),
+            )
         await self.add_group(groups.user_group(self.user.pk))
 
     async def abort_session(self, exc: Exception) -> None:

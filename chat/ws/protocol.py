@@ -23,7 +23,7 @@ from djangochannelsrestframework.permissions import IsAuthenticated
 from rest_framework.exceptions import APIException, MethodNotAllowed, PermissionDenied
 
 from chat.core import jsonenc
-from chat.core.exceptions import RateLimited
+from chat.core.exceptions import RateLimited, TooManyConnections
 from chat.events.fanout import local_fanout
 from chat.ops import metrics
 from chat.ops.logging import log_event
@@ -83,10 +83,23 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
 
     # --- connection lifecycle -------------------------------------------------------
 
+    async def authenticate(self) -> Any:
+        """The handshake's user; anything but an active authenticated user refuses it (HTTP 403).
+
+        By default the scope's, as the authentication middleware found it. Raising
+        TooManyConnections refuses it as open_session's does; anything else escapes to
+        the outermost middleware (an outage: 4503, chat.ws.handshake.OutageGuard).
+        """
+        return self.scope.get("user")
+
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         # Replaces DCRF's permission loop: refusal must be counted and logged, and the
         # session opened before the handshake is accepted.
-        user = self.scope.get("user")
+        try:
+            user = await self.authenticate()
+        except TooManyConnections as exc:
+            await self.abort_session(exc)
+            return
         if user is None or not user.is_authenticated or not user.is_active:
             metrics.connection_refused()
             log_event(logger, "ws.refused", auth="token" if self.scope.get("auth_token") else "session")

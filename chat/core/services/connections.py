@@ -2,11 +2,13 @@
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from chat.core import selectors
+from chat.core.db import fetch_prepared
 from chat.core.exceptions import (
     NotRoomMember,
     RoomNotFound,
@@ -34,6 +36,35 @@ def connection_open(*, channel_name: str, user: User, server_id: str, max_per_us
         raise TooManyConnections()
     Connection.objects.create(channel_name=channel_name, user=user, server_id=server_id, seen_at=timezone.now())
     return not live
+
+
+def connection_open_by_token(*, key: str, channel_name: str, server_id: str, max_per_user: int | None = None) -> tuple[User | None, bool]:
+    """Authenticate a handshake's API token and record its connection together (connection_open, for the token's user).
+
+    Returns the active user owning the token, or None (no such token, or an inactive
+    user: nothing is recorded), and whether this connection makes the user online.
+    On PostgreSQL one statement: a handshake costs one round trip and one thread hop.
+    """
+    embedded = selectors.token_user_sql(key=key) if connection.vendor == "postgresql" else None
+    if embedded is None:
+        user = selectors.token_user(key=key)
+        if user is None or not user.is_active:
+            return None, False
+        return user, connection_open(channel_name=channel_name, user=user, server_id=server_id, max_per_user=max_per_user)
+    token_sql, token_params = embedded
+    row = fetch_prepared(
+        f"WITH u AS ({token_sql}), {_COUNT_AND_ADD} SELECT u.*, (SELECT n FROM live) FROM u",
+        [*token_params, *_count_and_add_params(channel_name=channel_name, server_id=server_id, max_per_user=max_per_user)],
+    )
+    if row is None:
+        return None, False
+    user = selectors.token_user_from_row(row)
+    if not user.is_active:
+        return None, False
+    live = int(row[-1])
+    if max_per_user is not None and live >= max_per_user:
+        raise TooManyConnections()
+    return user, not live
 
 
 def connections_close(*, channel_names: list[str]) -> tuple[list[int], list[int]]:
@@ -66,11 +97,12 @@ class Heartbeat:
     inactive_channels: list[str] = field(default_factory=list)
 
 
-def connection_heartbeat(*, server_id: str, held: dict[str, tuple[int, list[int]]], held_at: datetime | None = None) -> Heartbeat:
+def connection_heartbeat(*, server_id: str, held: dict[str, tuple[int | None, list[int]]], held_at: datetime | None = None) -> Heartbeat:
     """Mark this server process alive and make the database agree with the connections it really holds.
 
     `held`: channel name -> (user id, rooms present in), for every open consumer of the
-    process. Rows of held connections that are missing (another process's sweep removed
+    process; user id None: a handshake still authenticating, whose row is no ghost but
+    is not re-created either. Rows of held connections that are missing (another process's sweep removed
     them while this one could not reach the database) are re-created with their
     presence; rows of this process that no consumer holds (a handshake that failed
     half-way) are removed. Also reports the held connections of deactivated users.
@@ -93,12 +125,12 @@ def connection_heartbeat(*, server_id: str, held: dict[str, tuple[int, list[int]
     if not held:
         return beat
     Connection.objects.filter(server_id=server_id).update(seen_at=now)
-    missing = [name for name in held if name not in recorded]
+    missing = {name: user_id for name, (user_id, _) in held.items() if name not in recorded and user_id is not None}
     if missing:
-        user_ids = {held[name][0] for name in missing}
+        user_ids = set(missing.values())
         online_before = selectors.online_user_ids(user_ids=user_ids)
         Connection.objects.bulk_create(
-            [Connection(channel_name=name, user_id=held[name][0], server_id=server_id, seen_at=now) for name in missing],
+            [Connection(channel_name=name, user_id=user_id, server_id=server_id, seen_at=now) for name, user_id in missing.items()],
             ignore_conflicts=True,
             batch_size=BULK_BATCH_SIZE,
         )
@@ -174,15 +206,13 @@ _MEMBERSHIPS, _PRESENCES, _ROOMS = Membership._meta.db_table, Presence._meta.db_
 
 def _insert_member_and_presence(*, channel_name: str, room_id: int, user_id: int, newcomer: bool) -> bool:
     """PostgreSQL: the membership (if newcomer, as _add_member makes it) and the presence in one statement; True if it added the member."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH member AS (INSERT INTO {_MEMBERSHIPS} (room_id, user_id, role, joined_at, last_read_seq)"
-            f" SELECT id, %s, %s, %s, last_seq FROM {_ROOMS} WHERE id = %s AND %s ON CONFLICT DO NOTHING RETURNING 1),"
-            f" present AS (INSERT INTO {_PRESENCES} (connection_id, room_id) VALUES (%s, %s) ON CONFLICT DO NOTHING)"
-            " SELECT count(*) FROM member",
-            [user_id, Role.MEMBER.value, timezone.now(), room_id, newcomer, channel_name, room_id],
-        )
-        row = cursor.fetchone()
+    row = fetch_prepared(
+        f"WITH member AS (INSERT INTO {_MEMBERSHIPS} (room_id, user_id, role, joined_at, last_read_seq)"
+        f" SELECT id, %s, %s, %s, last_seq FROM {_ROOMS} WHERE id = %s AND %s ON CONFLICT DO NOTHING RETURNING 1),"
+        f" present AS (INSERT INTO {_PRESENCES} (connection_id, room_id) VALUES (%s, %s) ON CONFLICT DO NOTHING)"
+        " SELECT count(*) FROM member",
+        [user_id, Role.MEMBER.value, timezone.now(), room_id, newcomer, channel_name, room_id],
+    )
     return bool(row and row[0])
 
 
@@ -199,21 +229,27 @@ def presence_leave(*, channel_name: str, room_id: int, user: User) -> bool:
 
 
 _CONNECTIONS = Connection._meta.db_table
+# After a CTE `u` of one user (id, is_active): how many live connections the user has
+# (`live`), and this one recorded unless the user is inactive or that reaches the cap.
+# The count and the insert share the statement's snapshot, as the ORM's count-then-create
+# (two round trips) would see it without a concurrent connection of the same user.
+_COUNT_AND_ADD = (
+    f"live AS (SELECT count(*) AS n FROM {_CONNECTIONS} WHERE user_id = (SELECT id FROM u) AND seen_at >= %s::timestamptz),"
+    f" added AS (INSERT INTO {_CONNECTIONS} (channel_name, user_id, server_id, seen_at)"
+    " SELECT %s::varchar, u.id, %s::varchar, %s::timestamptz FROM u WHERE u.is_active AND (SELECT n FROM live) < %s::bigint)"
+)
+
+
+def _count_and_add_params(*, channel_name: str, server_id: str, max_per_user: int | None) -> list[Any]:
+    # No cap: a bound no count reaches, so that the prepared statement has one shape.
+    cap = 2**62 if max_per_user is None else max_per_user
+    return [selectors.live_connection_cutoff(), channel_name, server_id, timezone.now(), cap]
 
 
 def _count_and_insert_connection(*, channel_name: str, user: User, server_id: str, max_per_user: int | None) -> int:
-    """PostgreSQL: the user's live connections before this one, and this one recorded unless that reaches the cap, in one statement.
-
-    The count and the insert share the statement's snapshot, as the ORM's count-then-create
-    (two round trips) would see it without a concurrent connection of the same user.
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH live AS (SELECT count(*) AS n FROM {_CONNECTIONS} WHERE user_id = %s AND seen_at >= %s),"
-            f" added AS (INSERT INTO {_CONNECTIONS} (channel_name, user_id, server_id, seen_at)"
-            " SELECT %s, %s, %s, %s WHERE %s IS NULL OR (SELECT n FROM live) < %s)"
-            " SELECT n FROM live",
-            [user.pk, selectors.live_connection_cutoff(), channel_name, user.pk, server_id, timezone.now(), max_per_user, max_per_user],
-        )
-        row = cursor.fetchone()
+    """PostgreSQL: the user's live connections before this one, and this one recorded unless that reaches the cap, in one statement."""
+    row = fetch_prepared(
+        f"WITH u AS (SELECT %s::bigint AS id, true AS is_active), {_COUNT_AND_ADD} SELECT n FROM live",
+        [user.pk, *_count_and_add_params(channel_name=channel_name, server_id=server_id, max_per_user=max_per_user)],
+    )
     return int(row[0]) if row else 0
