@@ -11,6 +11,7 @@ at a time, since a consumer awaits each before handling its next frame.
 
 import asyncio
 import contextvars
+import functools
 import os
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -28,6 +29,7 @@ S = TypeVar("S")
 def db_thread(func: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
     """`func` as a coroutine function running on a worker thread (with Django's connection hygiene)."""
 
+    @functools.wraps(func)
     def with_connection_hygiene(*args: P.args, **kwargs: P.kwargs) -> R:
         # Here, not around the call as Channels' DatabaseSyncToAsync does: asgiref runs
         # `func` in a copy of the caller's context, and Django's connections are
