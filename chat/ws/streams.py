@@ -5,10 +5,13 @@ text frame to the client) and `read_history` (a page of stored messages), so it 
 be tested with plain asyncio.
 """
 
+import asyncio
+import contextlib
 import json
 import logging
+import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 from chat.events.groups import PUSH_CREATE
@@ -28,6 +31,27 @@ ReadHistory = Callable[[int, int, int | None], Awaitable[tuple[list[Event], bool
 Spawn = Callable[[Coroutine[Any, Any, None]], object]
 # What to do when catching up fails: the consumer closes the connection with 1011.
 Fail = Callable[[], Awaitable[None]]
+
+
+# A replay's frames go out without the loop getting a turn in between (a send only
+# queues the frame), and a shared history page wakes all its subscribers at once: after
+# a restart the loop ran thousands of frames per turn, and an HTTP post, waiting a few
+# turns, took 400 ms. Replays now take turns: a few at a time, a slice each.
+REPLAY_SLICE = 50
+REPLAY_TURNS = 4
+_replay_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+@contextlib.asynccontextmanager
+async def _replay_turn() -> AsyncIterator[None]:
+    """One slice of a replay: wait for one of the loop's REPLAY_TURNS, and let others run before it."""
+    loop = asyncio.get_running_loop()
+    turns = _replay_turns.get(loop)
+    if turns is None:
+        turns = _replay_turns[loop] = asyncio.Semaphore(REPLAY_TURNS)
+    async with turns:
+        await asyncio.sleep(0)
+        yield
 
 
 def message_push(action: str, request_id: Any, pk: int, data_json: str) -> str:
@@ -117,10 +141,14 @@ class MessageStream:
         has_more, sent = True, 0
         while has_more and not self.ended:
             messages, has_more = await self._read_history(self.room_id, self.last_seq, before_seq)
-            for message in messages:
-                self.last_seq = message["seq"]
-                await self._send_event(message, PUSH_CREATE)
-            sent += len(messages)
+            for start in range(0, len(messages), REPLAY_SLICE):
+                async with _replay_turn():
+                    if self.ended:
+                        return sent
+                    for message in messages[start : start + REPLAY_SLICE]:
+                        self.last_seq = message["seq"]
+                        await self._send_event(message, PUSH_CREATE)
+                    sent += len(messages[start : start + REPLAY_SLICE])
         return sent
 
     async def _send_event(self, event: Event, action: str) -> None:

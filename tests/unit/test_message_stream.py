@@ -156,3 +156,32 @@ async def test_no_replay_when_nothing_was_stored_after_last_seq() -> None:
     h = Harness([1, 2], last_seq=2)
     await h.stream.catch_up(stored_up_to=2)
     assert h.reads == [] and h.frames == [] and h.stream.backlog is None
+
+
+async def test_replays_take_turns_so_the_loop_serves_others_meanwhile() -> None:
+    """After a restart many replays start at once (a shared history page wakes them together): between
+    two turns of any other task the loop sends at most REPLAY_TURNS slices of frames, not every replay's page."""
+    from chat.ws.streams import REPLAY_SLICE, REPLAY_TURNS
+
+    harnesses = [Harness(list(range(1, 401)), page=200) for _ in range(20)]
+    frames_since_turn, frames_between_turns, replaying = 0, [], True
+
+    def count(frame: dict[str, Any]) -> None:
+        nonlocal frames_since_turn
+        frames_since_turn += 1
+
+    async def other_work() -> None:  # an HTTP post, say, waiting for its turns
+        nonlocal frames_since_turn
+        while replaying:
+            frames_between_turns.append(frames_since_turn)
+            frames_since_turn = 0
+            await asyncio.sleep(0)
+
+    for h in harnesses:
+        h.on_send = count
+    other = asyncio.ensure_future(other_work())
+    await asyncio.gather(*(h.stream.catch_up(stored_up_to=400) for h in harnesses))
+    replaying = False
+    await other
+    assert all(h.sent() == [("create", seq) for seq in range(1, 401)] for h in harnesses)
+    assert max(frames_between_turns) <= REPLAY_TURNS * REPLAY_SLICE
