@@ -121,8 +121,6 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
         """
         if not self.plain_text_frames or self.state != self.STATE_OPEN or self.slow_consumer_closed:
             return False
-        if self._close_if_slow():
-            return True
         payload = text.encode()
         length = len(payload)
         if 0 < self.maxMessagePayloadSize < length:
@@ -133,7 +131,11 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
             header = struct.pack("!BBH", 0x81, 126, length)
         else:
             header = struct.pack("!BBQ", 0x81, 127, length)
-        self.sendData(header + payload)
+        data = header + payload
+        # An idle socket takes it now; with a backlog the bound applies, then autobahn queues it behind.
+        if self.send_queue or not self._write_now(data):
+            if not self._close_if_slow():
+                self.sendData(data)
         return True
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
@@ -153,8 +155,8 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
         transport = self.transport
         if not isinstance(transport, tcp.Connection) or not transport.connected or transport.disconnecting:
             return False
-        if self.backlog_bytes():
-            return False  # keep frames in order behind what is already waiting
+        if len(transport.dataBuffer) - transport.offset + transport._tempDataLen:
+            return False  # keep frames in order behind what is already waiting (backlog_bytes, inlined: once per frame)
         try:
             sent = transport.socket.send(data)
         except (BlockingIOError, InterruptedError):
