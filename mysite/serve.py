@@ -5,7 +5,10 @@ log (every request path, query string included) straight to stdout, bypassing
 `logging`, so `?token=<key>` would reach the log verbatim. Here those lines go
 through `chat.ops.logging.access_log`, i.e. the credential scrubber and LOG_FORMAT.
 On exit the process's live gauges are dropped from the shared metrics directory.
-Each connection also gets a lighter input queue (InputQueue) than daphne's asyncio.Queue.
+Each connection also gets a lighter input queue (InputQueue) than daphne's asyncio.Queue,
+and a consumer's text frames go from its send() to the socket without daphne's and autobahn's
+per-message layers (BoundedWebSocketProtocol.send_text_frame, pinned to daphne 4.2.3 and
+autobahn 26.10.2 by tests/unit/test_seams.py).
 """
 
 import asyncio
