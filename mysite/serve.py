@@ -57,8 +57,10 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
     """A daphne WebSocket whose unsent backlog is bounded."""
 
     slow_consumer_closed = False
-    # Set by onOpen: whether text frames may skip autobahn's sendMessage/sendFrame (send_text_frame).
-    plain_text_frames = False
+    # Whether text frames may skip autobahn's sendMessage/sendFrame (send_text_frame); onOpen sets False on
+    # a connection that needs autobahn's. A class default, so most connections' __dict__ holds no extra key
+    # (issue 16: memory per idle connection); before onOpen the state is not STATE_OPEN, so it is never read.
+    plain_text_frames = True
     send_queue: "deque[tuple[bytes, bool]] | tuple[()]"  # autobahn's (untyped there)
 
     def onOpen(self) -> None:
@@ -78,7 +80,8 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
             # autobahn's queue for chopped or synced sends, which daphne never makes: an empty
             # deque is ~0.6 KB per connection. sendData below makes one should they appear.
             self.send_queue = ()
-        self.plain_text_frames = plain_text_frames_allowed(self)
+        if not plain_text_frames_allowed(self):
+            self.plain_text_frames = False
 
     def backlog_bytes(self) -> int:
         """Bytes written to the socket's transport that the peer has not taken yet."""
