@@ -5,12 +5,16 @@ log (every request path, query string included) straight to stdout, bypassing
 `logging`, so `?token=<key>` would reach the log verbatim. Here those lines go
 through `chat.ops.logging.access_log`, i.e. the credential scrubber and LOG_FORMAT.
 On exit the process's live gauges are dropped from the shared metrics directory.
-Each connection also gets a lighter input queue (InputQueue) than daphne's asyncio.Queue.
+Each connection also gets a lighter input queue (InputQueue) than daphne's asyncio.Queue,
+and a consumer's text frames go from its send() to the socket without daphne's and autobahn's
+per-message layers (BoundedWebSocketProtocol.send_text_frame, pinned to daphne 4.2.3 and
+autobahn 26.10.2 by tests/unit/test_seams.py).
 """
 
 import asyncio
 import logging
 import os
+import struct
 import sys
 import time
 from collections import deque
@@ -53,6 +57,10 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
     """A daphne WebSocket whose unsent backlog is bounded."""
 
     slow_consumer_closed = False
+    # Whether text frames may skip autobahn's sendMessage/sendFrame (send_text_frame); onOpen sets False on
+    # a connection that needs autobahn's. A class default, so most connections' __dict__ holds no extra key
+    # (issue 16: memory per idle connection); before onOpen the state is not STATE_OPEN, so it is never read.
+    plain_text_frames = True
     send_queue: "deque[tuple[bytes, bool]] | tuple[()]"  # autobahn's (untyped there)
 
     def onOpen(self) -> None:
@@ -72,6 +80,8 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
             # autobahn's queue for chopped or synced sends, which daphne never makes: an empty
             # deque is ~0.6 KB per connection. sendData below makes one should they appear.
             self.send_queue = ()
+        if not plain_text_frames_allowed(self):
+            self.plain_text_frames = False
 
     def backlog_bytes(self) -> int:
         """Bytes written to the socket's transport that the peer has not taken yet."""
@@ -84,17 +94,55 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
             # The peer is gone or going: autobahn would raise into the consumer, which would
             # then die before its disconnect handling (presence cleanup) could run.
             return
-        if self.state == self.STATE_OPEN and self.backlog_bytes() > MAX_BACKLOG_BYTES:
-            from chat.ops.metrics import slow_consumer_disconnected
-
-            self.slow_consumer_closed = True
-            slow_consumer_disconnected()
-            logger.warning("closing a slow consumer: %d bytes unsent", self.backlog_bytes())
-            # The close frame queues behind the backlog; autobahn aborts the TCP
-            # connection when the close handshake times out.
-            self.sendClose(code=CLOSE_SLOW_CONSUMER)
+        if self.state == self.STATE_OPEN and self._close_if_slow():
             return
         super().serverSend(content, binary)
+
+    def _close_if_slow(self) -> bool:
+        """Close an open connection whose backlog passed MAX_BACKLOG_BYTES (CLOSE_SLOW_CONSUMER); True if it did."""
+        if self.backlog_bytes() <= MAX_BACKLOG_BYTES:
+            return False
+        from chat.ops.metrics import slow_consumer_disconnected
+
+        self.slow_consumer_closed = True
+        slow_consumer_disconnected()
+        logger.warning("closing a slow consumer: %d bytes unsent", self.backlog_bytes())
+        # The close frame queues behind the backlog; autobahn aborts the TCP
+        # connection when the close handshake times out.
+        self.sendClose(code=CLOSE_SLOW_CONSUMER)
+        return True
+
+    def send_text_frame(self, text: str) -> bool:
+        """Send a non-empty text message as one frame, as autobahn would; False to leave it to daphne's path.
+
+        Daphne's way to the socket is Server.handle_reply -> check_headers_type ->
+        WebSocketProtocol.handle_reply -> serverSend -> autobahn's sendMessage (argument
+        asserts, compression, fragmentation, traffic counters) -> sendFrame (masking, frame
+        logging) -> sendData: about half of a fan-out frame's server CPU outside the socket
+        write (issue 16). On an open connection without compression, fragmentation, masking
+        or frame logging (plain_text_frames) an unmasked server frame is a 2, 4 or 10 byte
+        header and the UTF-8 payload; it goes to sendData like autobahn's, with the same
+        backlog bound as serverSend. autobahn's per-connection traffic counters (diagnostics
+        nothing here reads) do not count these frames.
+        """
+        if not self.plain_text_frames or self.state != self.STATE_OPEN or self.slow_consumer_closed:
+            return False
+        payload = text.encode()
+        length = len(payload)
+        if 0 < self.maxMessagePayloadSize < length:
+            return False  # autobahn refuses it (PayloadExceededError), as before
+        if length <= 125:
+            header = bytes((0x81, length))
+        elif length <= 0xFFFF:
+            header = struct.pack("!BBH", 0x81, 126, length)
+        else:
+            header = struct.pack("!BBQ", 0x81, 127, length)
+        data = header + payload
+        # An idle socket takes it now; with a backlog the bound applies, then autobahn queues it behind.
+        if self.send_queue or not self._write_now(data):
+            if not self._close_if_slow():
+                self.sendData(data)
+        return True
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         if (sync or chopsize) and not isinstance(self.send_queue, deque):
@@ -113,8 +161,8 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
         transport = self.transport
         if not isinstance(transport, tcp.Connection) or not transport.connected or transport.disconnecting:
             return False
-        if self.backlog_bytes():
-            return False  # keep frames in order behind what is already waiting
+        if len(transport.dataBuffer) - transport.offset + transport._tempDataLen:
+            return False  # keep frames in order behind what is already waiting (backlog_bytes, inlined: once per frame)
         try:
             sent = transport.socket.send(data)
         except (BlockingIOError, InterruptedError):
@@ -124,6 +172,18 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
         if sent < len(data):
             transport.write(data[sent:])
         return True
+
+
+def plain_text_frames_allowed(protocol: WebSocketProtocol) -> bool:
+    """Whether autobahn would send this open connection's text messages as single unmasked, uncompressed frames."""
+    return (
+        protocol._perMessageCompress is None
+        and not protocol.autoFragmentSize
+        and not protocol.maskServerFrames
+        and not protocol.logFrames
+        and not protocol.logOctets
+        and not protocol.trackedTimings
+    )
 
 
 class InputQueue:
@@ -251,16 +311,33 @@ class LoggingServer(Server):
     def create_application(self, protocol: Any, scope: dict[str, Any]) -> InputQueue | None:
         """Daphne's create_application, with the lighter InputQueue."""
         assert "application_instance" not in self.connections[protocol]
+        send: Callable[[dict[str, Any]], Any]
         if isinstance(protocol, WebSocketProtocol):
             input_queue = InputQueue(MAX_INPUT_BYTES, partial(_close_flooding_client, protocol))
+            send = partial(self.handle_websocket_reply if isinstance(protocol, BoundedWebSocketProtocol) else self.handle_reply, protocol)
         else:
             input_queue = InputQueue()
+            send = partial(self.handle_reply, protocol)
         scope.setdefault("asgi", {"version": "3.0"})
-        application_instance = self.application(scope=scope, receive=input_queue.get, send=partial(self.handle_reply, protocol))
+        application_instance = self.application(scope=scope, receive=input_queue.get, send=send)
         if protocol not in self.connections:
             return None
         self.connections[protocol]["application_instance"] = asyncio.ensure_future(application_instance)
         return input_queue
+
+    async def handle_websocket_reply(self, protocol: BoundedWebSocketProtocol, message: dict[str, Any]) -> None:
+        """A WebSocket consumer's send(): text frames straight to the protocol (send_text_frame), the rest through daphne.
+
+        daphne's handle_reply checks per message that the connection is still known and
+        not disconnected (an open autobahn state implies both: it turns CLOSED before
+        daphne's onClose forgets the connection) and that HTTP response headers are bytes
+        (not in a WebSocket frame).
+        """
+        if message.get("type") == "websocket.send" and message.get("bytes") is None:
+            text = message.get("text")
+            if text and protocol.send_text_frame(text):
+                return
+        await self.handle_reply(protocol, message)
 
     def log_action(self, protocol: str, action: str, details: dict[str, Any]) -> None:
         from chat.ops.logging import access_log

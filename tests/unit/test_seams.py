@@ -229,6 +229,29 @@ def test_autobahn_and_twisted_seams() -> None:
     assert {"hltype", "hlval"} <= set(vars(autobahn.twisted.websocket))
 
 
+def test_the_text_frame_path_skipped_is_the_pinned_one() -> None:
+    """BoundedWebSocketProtocol.send_text_frame writes what daphne 4.2.3 + autobahn 26.10.2 would for a consumer's text.
+
+    tests/unit/test_serve_frames.py compares the bytes; this pins the checks and side effects
+    it skips. On an upgrade, read the new Server.handle_reply, WebSocketProtocol.handle_reply
+    and serverSend (daphne), sendMessage and sendFrame (autobahn) before moving the pins.
+    """
+    import autobahn
+    import daphne
+    from autobahn.websocket.protocol import WebSocketProtocol
+    from daphne.server import Server
+    from daphne.ws_protocol import WebSocketProtocol as DaphneProtocol
+
+    assert (daphne.__version__, autobahn.__version__) == ("4.2.3", "26.10.2")
+    assert "self.check_headers_type(message)" in source(Server.handle_reply)
+    assert 'self.serverSend(message["text"], False)' in source(DaphneProtocol.handle_reply)
+    assert 'content.encode("utf8")' in source(DaphneProtocol.serverSend)
+    for name in ("self._perMessageCompress", "self.autoFragmentSize", "self.maxMessagePayloadSize", "self.trackedTimings"):
+        assert name in source(WebSocketProtocol.sendMessage), name
+    for name in ("self.maskServerFrames", "self.logFrames", "self.sendData(raw, sync, chopsize)"):
+        assert name in source(WebSocketProtocol.sendFrame), name
+
+
 def test_lazy_call_formats_as_the_function_only_when_formatted() -> None:
     import pprint
 
