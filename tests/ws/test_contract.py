@@ -265,6 +265,8 @@ async def test_every_action_and_push_of_a_real_session_matches_the_document() ->
         await ok(a, {"action": "search_messages", "request_id": "search", "query": "hi", "pk": room.pk, "limit": 5})
         await ok(a, {"action": "list_messages", "request_id": 11, "pk": room.pk, "after_seq": 0})
         await ok(a, {"action": "delete_message", "request_id": 12, "pk": posted["id"]}, 204)
+        # As for the room's delete below: unsubscribing before the push arrives would (rightly) drop it.
+        await _receive_push(b, lambda push: push["action"] == "delete" and push.get("pk") == posted["id"])
         await ok(b, {"action": "unsubscribe_from_messages_in_room", "request_id": "msgs", "pk": room.pk})
         await ok(b, {"action": "leave_room", "request_id": 13, "pk": room.pk})
         await ok(a, {"action": "delete", "request_id": 14, "pk": created["pk"]}, 204)
