@@ -113,3 +113,30 @@ async def test_a_consumers_text_skips_daphne_and_autobahn_and_the_rest_goes_thro
     # daphne's own checks still apply to what it handles: text and bytes together are refused.
     with pytest.raises(ValueError):
         await server.handle_websocket_reply(protocol, {"type": "websocket.send", "text": "a", "bytes": b"b"})
+
+
+def test_the_handshakes_http_channel_and_request_are_freed_without_the_cyclic_collector() -> None:
+    """As daphne's upgrade leaves them: the channel (the socket's producer) and its request refer to each
+    other; mysite.serve lets go of them so that reference counting frees them, not a full collection later."""
+    import gc
+    import weakref
+
+    from twisted.web.http import HTTPChannel, Request
+
+    from mysite.serve import release_handshake_channel
+
+    channel = HTTPChannel()
+    channel.transport = StringTransport()  # type: ignore[assignment]  # twisted's stub: ITransport
+    request = Request(channel)  # daphne's WebRequest is one
+    channel.requests.append(request)
+    transport = StringTransport()
+    transport.registerProducer(channel, True)
+    handshake_objects: list[weakref.ref[Any]] = [weakref.ref(channel), weakref.ref(request)]
+    gc.disable()
+    try:
+        del channel, request
+        release_handshake_channel(transport)
+        assert transport.producer is None
+        assert [ref() for ref in handshake_objects] == [None, None]
+    finally:
+        gc.enable()
