@@ -56,7 +56,8 @@ def await_after_thread(coroutine_function: Callable[P, Coroutine[Any, Any, None]
     In a db_action's thread the action awaits it on its loop as soon as the thread is
     done, before it answers: the client still waits for it (so a connection cannot
     outrun the publishing of its own events), without the thread waiting on the loop in
-    between, a round trip of thread hand-overs that cost a post a fifth of its CPU.
+    between: that round trip of hand-overs was a third of the loop's samples in a profile
+    of the post (bench/README.md, session 5).
     Anywhere else: run_on_loop, now.
     """
     pending = _after_thread.get()
