@@ -142,13 +142,14 @@ class MessageStream:
         while has_more and not self.ended:
             messages, has_more = await self._read_history(self.room_id, self.last_seq, before_seq)
             for start in range(0, len(messages), REPLAY_SLICE):
+                replay_slice = messages[start : start + REPLAY_SLICE]
                 async with _replay_turn():
                     if self.ended:
                         return sent
-                    for message in messages[start : start + REPLAY_SLICE]:
+                    for message in replay_slice:
                         self.last_seq = message["seq"]
                         await self._send_event(message, PUSH_CREATE)
-                    sent += len(messages[start : start + REPLAY_SLICE])
+                    sent += len(replay_slice)
         return sent
 
     async def _send_event(self, event: Event, action: str) -> None:
