@@ -25,8 +25,9 @@ async def measure(subscribers: int, events: int) -> float:
 
     sent = [0]
 
-    async def count(message: dict[str, Any]) -> None:
+    def count(text: str) -> bool:  # as mysite.serve's WebSocketSend.text_frame: written
         sent[0] += 1
+        return True
 
     async def no_history(room_id: int, after_seq: int, before_seq: int | None) -> tuple[list[dict[str, Any]], bool]:
         return [], False
@@ -36,10 +37,8 @@ async def measure(subscribers: int, events: int) -> float:
 
     for n in range(subscribers):
         consumer = RoomConsumer()
-        consumer.scope, consumer.base_send, consumer.groups, consumer.user = {"type": "websocket"}, count, set(), None
-        stream = MessageStream(
-            1, f"r{n}", last_seq=0, send=consumer.send_text, read_history=no_history, spawn=consumer.detach, fail=no_fail
-        )
+        consumer.scope, consumer._text_frame, consumer.groups, consumer.user = {"type": "websocket"}, count, set(), None
+        stream = MessageStream(1, f"r{n}", last_seq=0, send=consumer.push, read_history=no_history, spawn=consumer.detach, fail=no_fail)
         stream.backlog = None  # live at once: no replay
         consumer.message_streams[(1, f"r{n}")] = stream
         await message_observer.subscribe(consumer, room_id=1, request_id=f"r{n}")

@@ -310,6 +310,26 @@ class BoundedWebSocketFactory(WebSocketFactory):
     protocol = BoundedWebSocketProtocol
 
 
+class WebSocketSend:
+    """The ASGI send() of one of mysite.serve's WebSockets, plus `text_frame`: a synchronous way out for text.
+
+    `text_frame(text)` writes an already encoded text frame now, as send() would, and says
+    whether it did (False: the connection is not open or needs autobahn's path, so await
+    send() instead). A fan-out calls it for every subscriber of an event: no coroutine, no
+    ASGI message dict per frame (chat.ws.protocol.ProtocolConsumer.push uses it when offered).
+    """
+
+    __slots__ = ("server", "protocol", "text_frame")
+
+    def __init__(self, server: "LoggingServer", protocol: "BoundedWebSocketProtocol") -> None:
+        self.server = server
+        self.protocol = protocol
+        self.text_frame = protocol.send_text_frame
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        await self.server.handle_websocket_reply(self.protocol, message)
+
+
 class LoggingServer(Server):
     """Daphne with a scrubbed access log, bounded per-connection backlogs and a graceful SIGTERM."""
 
@@ -329,7 +349,7 @@ class LoggingServer(Server):
         send: Callable[[dict[str, Any]], Any]
         if isinstance(protocol, WebSocketProtocol):
             input_queue = InputQueue(MAX_INPUT_BYTES, partial(_close_flooding_client, protocol))
-            send = partial(self.handle_websocket_reply if isinstance(protocol, BoundedWebSocketProtocol) else self.handle_reply, protocol)
+            send = WebSocketSend(self, protocol) if isinstance(protocol, BoundedWebSocketProtocol) else partial(self.handle_reply, protocol)
         else:
             input_queue = InputQueue()
             send = partial(self.handle_reply, protocol)

@@ -6,7 +6,9 @@ tasks before a single frame is written. Here each process joins a group once, on
 channel of its own, and a single reader task hands each event to the group's local
 consumers by calling their handler (the same `type` -> method dispatch Channels does).
 Handlers called this way must not wait on anything but the socket: database work they
-need goes to a task of their own (see chat.ws.streams.MessageStream.deliver).
+need goes to a task of their own (see chat.ws.streams.MessageStream.deliver). A handler
+may be a plain function: the busiest one (a message to every subscriber of a room) is,
+so a frame costs no coroutine (chat.ws.protocol.ProtocolConsumer.push).
 
 Events of one group reach each consumer in the order the layer delivered them, as
 with a channel per consumer. Works with any channel layer (in-memory, core, pub/sub).
@@ -114,7 +116,10 @@ class LocalFanout:
         for member in list(members):
             try:
                 # A handler may return how many frames it sent: those are counted here, once per event.
-                sent += await getattr(member, handler_name)(message) or 0
+                frames = getattr(member, handler_name)(message)
+                if frames is not None and frames.__class__ is not int:  # a coroutine handler's
+                    frames = await frames
+                sent += frames or 0
             except Exception:
                 # One broken connection must not cost the others their events.
                 logger.exception("delivering %s to %s failed", message["type"], member.channel_name)

@@ -11,7 +11,7 @@ import contextlib
 import contextvars
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -88,9 +88,12 @@ class FanoutObserver(ModelObserver):
     def serialize(self, instance: Model, action: Action, **kwargs: Any) -> dict[str, Any]:
         return {"type": self.event_type, "body": self.serialize_body(instance, action), "action": action.value}
 
-    def request_ids(self, consumer: Any, group: str) -> list[Any]:
-        """The request ids under which a consumer subscribed to a group of this observer."""
-        return list(consumer._observer_group_to_request_id[self._stable_observer_id].get(group, ()))
+    def request_ids(self, consumer: Any, group: str) -> Collection[Any]:
+        """The request ids under which a consumer subscribed to a group of this observer.
+
+        The consumer's own set, not a copy: iterate it without awaiting (the fan-out's handlers do).
+        """
+        return consumer._observer_group_to_request_id[self._stable_observer_id].get(group, ())
 
     def send_prepared_messages(self, instance: Model) -> None:
         # DCRF's own, with await_after_thread for async_to_sync: the post (or other change)

@@ -110,18 +110,18 @@ class InboxMixin(_InboxBase):
         if self.inbox_rooms.pop(room_id, 0) is None and not any(room == room_id for room, _ in self.message_streams):
             await self.remove_group(groups.room_messages_group(room_id))  # no stream of the room needs it either
 
-    async def _inbox_push(self, push: str, room_id: int, data_json: str) -> None:
+    def _inbox_push(self, push: str, room_id: int, data_json: str) -> None:
         for request_id, stream in self.my_rooms_request_ids.items():
             frame = f'{{"action": "{push}", "request_id": {json.dumps(request_id)}, "room": {room_id}, "data": {data_json}}}'
-            await multiplex.sender(stream, self.send_text)(frame)
+            multiplex.sender(stream, self.push)(frame)
             metrics.event_sent(push)
 
-    async def message_activity(self, message: dict[str, Any]) -> int:
+    def message_activity(self, message: dict[str, Any]) -> int:
         """groups.MESSAGE_EVENT: the streams' delivery (MessagesMixin), then a `room_message` if the inbox holds the room."""
-        sent = await super().message_activity(message)  # the stream frames, counted by the fan-out
+        sent = super().message_activity(message)  # the stream frames, counted by the fan-out
         event = message["body"]
         if message["action"] == groups.PUSH_CREATE and event["room"] in self.inbox_rooms:
-            await self._inbox_push(groups.PUSH_ROOM_MESSAGE, event["room"], event["data_json"])
+            self._inbox_push(groups.PUSH_ROOM_MESSAGE, event["room"], event["data_json"])
         return sent
 
     # --- layer events (chat/events/access.py) ------------------------------------------------------
@@ -147,7 +147,7 @@ class InboxMixin(_InboxBase):
     async def user_read(self, event: dict[str, Any]) -> None:
         """groups.READ_EVENT: the user, or the other member of a direct room, read a room up to a seq."""
         data = json.dumps({"user": event["reader"], "last_read_seq": event["last_read_seq"]})
-        await self._inbox_push(groups.PUSH_READ, event["room"], data)
+        self._inbox_push(groups.PUSH_READ, event["room"], data)
 
     async def room_ended(self, event: dict[str, Any]) -> None:
         """groups.ROOM_ENDED_EVENT: the room was deleted."""
@@ -169,12 +169,12 @@ class InboxMixin(_InboxBase):
             return
         room, role = found
         await self._inbox_hold(room_id)
-        await self._inbox_push(groups.PUSH_MEMBERSHIP, room_id, json.dumps({"room": room, "role": role}))
+        self._inbox_push(groups.PUSH_MEMBERSHIP, room_id, json.dumps({"room": room, "role": role}))
 
     async def _inbox_lost(self, room_id: int) -> None:
         if room_id in self.inbox_rooms:
             await self._inbox_release(room_id)
-            await self._inbox_push(groups.PUSH_MEMBERSHIP, room_id, '{"room": null, "role": null}')
+            self._inbox_push(groups.PUSH_MEMBERSHIP, room_id, '{"room": null, "role": null}')
 
     async def _end_subscriptions(self, room_id: int, reason: str, instances: bool = True) -> None:
         """End this connection's message (and instance) subscriptions of a room, each with a `subscription_ended` push."""
@@ -185,9 +185,9 @@ class InboxMixin(_InboxBase):
             await self._unsubscribe_messages(*key)
         if instances:
             for key in [key for key in self.instance_subscriptions if key[0] == room_id]:
-                ended.append((key[1], multiplex.sender(self.instance_subscriptions.pop(key), self.send_text)))
+                ended.append((key[1], multiplex.sender(self.instance_subscriptions.pop(key), self.push)))
                 await room_observer.unsubscribe(self, room_id=room_id, request_id=key[1])
         for request_id, send in ended:
             frame = {"action": groups.PUSH_SUBSCRIPTION_ENDED, "request_id": request_id, "room": room_id, "reason": reason}
-            await send(json.dumps(frame))
+            send(json.dumps(frame))
             metrics.event_sent(groups.PUSH_SUBSCRIPTION_ENDED)

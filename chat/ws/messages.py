@@ -89,7 +89,7 @@ class MessagesMixin(ConsumerMixin):
             room_id,
             request_id,
             last_seq=query.get("after_seq", 0),
-            send=multiplex.sender(multiplex.current_stream.get(), self.send_text),
+            send=multiplex.sender(multiplex.current_stream.get(), self.push),
             read_history=_history_page,
             spawn=self.detach,
             fail=self._close_after_failed_catch_up,
@@ -131,11 +131,11 @@ class MessagesMixin(ConsumerMixin):
         # The client resumes with after_seq (api_docs/PROTOCOL.md §2: 1011).
         await self.close(code=CLOSE_INTERNAL_ERROR)
 
-    async def message_activity(self, message: dict[str, Any]) -> int:
+    def message_activity(self, message: dict[str, Any]) -> int:
         """Layer events of type groups.MESSAGE_EVENT: a message was created, edited or deleted; returns the frames sent."""
         event, action, sent = message["body"], message["action"], 0
         for request_id in message_observer.request_ids(self, message["group"]):
             stream = self.message_streams.get((event["room"], request_id))
-            if stream is not None and await stream.deliver(event, action):
+            if stream is not None and stream.deliver(event, action):
                 sent += 1
         return sent  # counted by the fan-out (metrics.events_sent), once per event

@@ -9,11 +9,11 @@ explicitly, because they are sent from the fan-out, outside any request.
 
 A new subscription action does the same: it stores `current_stream.get()` with the
 subscription when it is made, and sends each push through `wrap(stream, frame)` (or, for
-already encoded frames, through `sender(stream, send_text)`).
+already encoded frames, through `sender(stream, push)`).
 """
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -67,13 +67,13 @@ def wrap(stream: str | None, frame: dict[str, Any]) -> dict[str, Any]:
     return frame if stream is None else {"stream": stream, "payload": frame}
 
 
-def sender(stream: str | None, send_text: Callable[[str], Awaitable[None]]) -> Callable[[str], Awaitable[None]]:
-    """`send_text` for a subscription made through `stream`: itself when unwrapped, so plain pushes cost nothing more."""
+def sender(stream: str | None, push: Callable[[str], None]) -> Callable[[str], None]:
+    """`push` for a subscription made through `stream`: itself when unwrapped, so plain pushes cost nothing more."""
     if stream is None:
-        return send_text
+        return push
     prefix = f'{{"stream": {json.dumps(stream)}, "payload": '
 
-    async def send_in_stream(text: str) -> None:
-        await send_text(prefix + text + "}")
+    def push_in_stream(text: str) -> None:
+        push(prefix + text + "}")
 
-    return send_in_stream
+    return push_in_stream

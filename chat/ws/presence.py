@@ -75,13 +75,13 @@ class PresenceMixin(ConsumerMixin):
 
     async def room_presence(self, event: dict[str, Any]) -> None:
         """groups.PRESENCE_EVENT: the frame was encoded once by the sender."""
-        await self.send_text(event["text"])
+        self.push(event["text"])
         metrics.event_sent(groups.PUSH_PRESENCE)
 
     async def room_typing(self, event: dict[str, Any]) -> None:
         """groups.TYPING_EVENT: not echoed to the typist's own connections."""
         if event["user_id"] != self.user.pk:
-            await self.send_text(event["text"])
+            self.push(event["text"])
             metrics.event_sent(groups.PUSH_TYPING)
 
     async def users_status(self, event: dict[str, Any]) -> None:

@@ -12,8 +12,8 @@ import json
 import logging
 import time
 import uuid
-from collections import defaultdict
-from collections.abc import Coroutine
+from collections import defaultdict, deque
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -55,6 +55,11 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
     channel_layer_alias = None
     # Channels' own set of joined groups (untyped there); here they are fan-out groups.
     groups: set[str]
+    # Class defaults, so an idle connection's __dict__ holds neither (issue 16: memory per connection).
+    # The server's synchronous text-frame writer, when it offers one (mysite.serve.WebSocketSend).
+    _text_frame: Callable[[str], bool] | None = None
+    # ASGI messages waiting behind a frame push() could not write at once; None: nothing waits.
+    _outbox: deque[dict[str, Any]] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -82,6 +87,13 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
         """open_session or the accept failed: undo what open_session did, and close the handshake."""
 
     # --- connection lifecycle -------------------------------------------------------
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        # Everything the connection sends (accept, replies, close: Channels' base_send) goes
+        # through _send_in_order, so nothing overtakes the frames push() queued.
+        self._asgi_send = send
+        self._text_frame = getattr(send, "text_frame", None)
+        await super().__call__(scope, receive, self._send_in_order)
 
     async def authenticate(self) -> Any:
         """The handshake's user; anything but an active authenticated user refuses it (HTTP 403).
@@ -261,7 +273,7 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
             )
         # DCRF's reply, in the request's stream when it came in one.
         frame = {"errors": errors or [], "data": data, "action": action, "response_status": status, "request_id": request_id}
-        await self.send_json(multiplex.wrap(multiplex.current_stream.get(), frame))
+        self.push(jsonenc.dumps(multiplex.wrap(multiplex.current_stream.get(), frame)))
 
     async def check_permissions(self, action: str, **kwargs: Any) -> None:
         # DCRF builds and wraps an instance of each permission class for every frame; with
@@ -282,9 +294,41 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
 
     @classmethod
     async def encode_json(cls, content: Any) -> str:
-        """Encode an outgoing frame (every response goes through here), splicing in already encoded JSON (RawJSON)."""
+        """Encode an outgoing frame (DCRF's send_json), splicing in already encoded JSON (RawJSON)."""
         return jsonenc.dumps(content)
 
-    async def send_text(self, text: str) -> None:
-        """Send one already encoded frame straight to the server (the generic send() only wraps this in two calls)."""
-        await self.base_send({"type": "websocket.send", "text": text})
+    # --- frames out ---------------------------------------------------------------------
+
+    def push(self, text: str) -> None:
+        """Send one already encoded text frame without waiting, in order with everything else the connection sends.
+
+        A fan-out pushes an event to each of thousands of subscribers in turn: with mysite.serve
+        the frame is written here and now (WebSocketSend.text_frame), with no coroutine or ASGI
+        message per frame. Any other server, or a frame that needs autobahn's path, goes to the
+        outbox, which a task of the connection's own drains by awaiting the ASGI send().
+        """
+        if self._outbox is None and self._text_frame is not None and self._text_frame(text):
+            return
+        self._queue({"type": "websocket.send", "text": text})
+
+    def _queue(self, message: dict[str, Any]) -> None:
+        if self._outbox is None:
+            self._outbox = deque()
+            self.detach(self._drain_outbox(self._outbox))
+        self._outbox.append(message)
+
+    async def _drain_outbox(self, outbox: deque[dict[str, Any]]) -> None:
+        try:
+            while outbox:
+                await self._asgi_send(outbox[0])
+                outbox.popleft()
+        finally:
+            # Emptied, or the connection is gone (the send failed, or it closed and cancelled this).
+            self._outbox = None
+
+    async def _send_in_order(self, message: dict[str, Any]) -> None:
+        """Channels' base_send: straight to the server unless pushed frames wait, then behind them."""
+        if self._outbox is not None:
+            self._queue(message)
+            return
+        await self._asgi_send(message)

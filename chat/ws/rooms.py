@@ -4,7 +4,7 @@ from typing import Any
 
 from djangochannelsrestframework.decorators import action
 
-from chat.core import operations, selectors, services
+from chat.core import jsonenc, operations, selectors, services
 from chat.core.db import db_action, db_thread
 from chat.core.exceptions import NotSubscribed
 from chat.core.serializers import PkParamSerializer, RoomSerializer, validate
@@ -71,13 +71,13 @@ class RoomsMixin(ConsumerMixin):
         await room_observer.unsubscribe(self, room_id=room_id, request_id=request_id)
         return None, 200
 
-    async def room_activity(self, message: dict[str, Any]) -> int:
+    def room_activity(self, message: dict[str, Any]) -> int:
         """Layer events of type groups.ROOM_EVENT: a room was renamed or deleted; returns the frames sent."""
         event, action, sent = message["body"], message["action"], 0
         if action not in (groups.PUSH_UPDATE, groups.PUSH_DELETE):
             return 0
         for request_id in room_observer.request_ids(self, message["group"]):
             stream = self.instance_subscriptions.get((event["pk"], request_id))
-            await self.send_json(multiplex.wrap(stream, {"action": action, "request_id": request_id, "pk": event["pk"], "data": event}))
+            self.push(jsonenc.dumps(multiplex.wrap(stream, {"action": action, "request_id": request_id, "pk": event["pk"], "data": event})))
             sent += 1
         return sent  # counted by the fan-out (metrics.events_sent), once per event

@@ -19,8 +19,8 @@ from chat.ops import metrics
 
 logger = logging.getLogger(__name__)
 
-# Send one text frame to the client.
-Send = Callable[[str], Awaitable[None]]
+# Send one text frame to the client, without waiting (ProtocolConsumer.push).
+Send = Callable[[str], None]
 # A live event body, as chat.events.streams.message_event builds it: "seq", "pk" and the
 # §1 Message encoded ("data_json"); stored messages are read back in the same shape.
 Event = dict[str, Any]
@@ -99,11 +99,11 @@ class MessageStream:
             logger.exception("catching up room %s for request_id %r failed", self.room_id, self.request_id)
             await self._fail()
 
-    async def deliver(self, event: Event, action: str) -> bool:
+    def deliver(self, event: Event, action: str) -> bool:
         """Forward one live event, keeping `create`s gap-free and in seq order; True if sent now.
 
         Called by the process's fan-out for every local subscriber in turn, so it never
-        waits on the database: a gap is filled by a task of the connection's own.
+        waits: a gap is filled by a task of the connection's own.
         """
         if self.backlog is not None:
             self.backlog.append((event, action))
@@ -116,7 +116,7 @@ class MessageStream:
                 self._spawn(self.catch_up())
                 return False
             self.last_seq = event["seq"]
-        await self._send_event(event, action)
+        self._send_event(event, action)
         return True
 
     async def _replay_then_go_live(self, stored_up_to: int | None) -> None:
@@ -133,7 +133,7 @@ class MessageStream:
                     # The layer dropped or reordered events: the database has what is missing.
                     metrics.events_recovered(await self._send_missed(before_seq=event["seq"]))
                 self.last_seq = event["seq"]
-            await self._send_event(event, action)
+            self._send_event(event, action)
         self.backlog = None  # no await since the loop's last check: nothing can slip in
 
     async def _send_missed(self, before_seq: int | None = None) -> int:
@@ -148,14 +148,14 @@ class MessageStream:
                         return sent
                     for message in replay_slice:
                         self.last_seq = message["seq"]
-                        await self._send_event(message, PUSH_CREATE)
+                        self._send_event(message, PUSH_CREATE)
                     sent += len(replay_slice)
         return sent
 
-    async def _send_event(self, event: Event, action: str) -> None:
+    def _send_event(self, event: Event, action: str) -> None:
         if action == PUSH_CREATE:  # the bulk of a stream: its frame's head is built once per subscription
             if self._create_head is None:
                 self._create_head = f'{{"action": "{PUSH_CREATE}", "request_id": {json.dumps(self.request_id)}, "pk": '
-            await self.send(f'{self._create_head}{event["pk"]}, "data": {event["data_json"]}}}')
+            self.send(f'{self._create_head}{event["pk"]}, "data": {event["data_json"]}}}')
         else:
-            await self.send(message_push(action, self.request_id, event["pk"], event["data_json"]))
+            self.send(message_push(action, self.request_id, event["pk"], event["data_json"]))

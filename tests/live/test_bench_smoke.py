@@ -63,7 +63,9 @@ def test_tiny_bench_run_writes_complete_result_without_losing_messages(tmp_path:
         assert s["drain_ended"] == ["complete"], name
         assert s["latency_ms"]["count"] == s["delivered_frames"], name
         assert 0 <= s["latency_ms"]["p50"] <= s["latency_ms"]["p99"] <= s["latency_ms"]["max"], name
-        assert s["frames_per_s"] > 0 and s["frames_per_server_cpu_s"] > 0, name
+        assert s["frames_per_s"] > 0, name
+        # None when the server's CPU over so tiny a phase stayed under one clock tick (10 ms): no rate to give.
+        assert s["frames_per_server_cpu_s"] is None or s["frames_per_server_cpu_s"] > 0, name
         assert s["latency_cdf"]["ms"], name
 
     assert any(check["target"].startswith("zero lost") and check["ok"] for check in result["targets"][config["name"]])

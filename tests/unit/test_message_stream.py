@@ -40,7 +40,7 @@ class Harness:
             ROOM, "r", last_seq=last_seq, send=self.send, read_history=self.read_history, spawn=self.spawn, fail=self.fail
         )
 
-    async def send(self, text: str) -> None:
+    def send(self, text: str) -> None:
         self.frames.append(json.loads(text))
         if self.on_send is not None:
             self.on_send(self.frames[-1])
@@ -73,7 +73,7 @@ class Harness:
 async def test_replay_then_live_in_seq_order() -> None:
     h = Harness([1, 2, 3])
     await h.stream.catch_up(stored_up_to=3)
-    assert await h.stream.deliver(live(4), "create")
+    assert h.stream.deliver(live(4), "create")
     assert h.sent() == [("create", 1), ("create", 2), ("create", 3), ("create", 4)]
     assert all(frame["request_id"] == "r" and frame["pk"] == 100 + frame["data"]["seq"] for frame in h.frames)
 
@@ -81,20 +81,20 @@ async def test_replay_then_live_in_seq_order() -> None:
 async def test_a_gap_is_filled_from_the_database_before_the_event_that_revealed_it() -> None:
     h = Harness([1, 2, 3, 4], last_seq=1)
     h.stream.backlog = None  # live
-    assert not await h.stream.deliver(live(4), "create")  # 2 and 3 never came over the layer
+    assert not h.stream.deliver(live(4), "create")  # 2 and 3 never came over the layer
     assert h.stream.backlog is not None and len(h.tasks) == 1  # repair runs beside, not in the fan-out
-    assert not await h.stream.deliver(live(3), "update")  # held until the repair is done
+    assert not h.stream.deliver(live(3), "update")  # held until the repair is done
     await h.settle()
     assert h.sent() == [("create", 2), ("create", 3), ("create", 4), ("update", 3)]
     assert h.reads == [(1, None), (3, None)] and h.stream.backlog is None  # pages of 2 after last_seq
-    assert await h.stream.deliver(live(5), "create")
+    assert h.stream.deliver(live(5), "create")
 
 
 async def test_reordered_events_are_sent_in_seq_order_once() -> None:
     h = Harness([1, 2, 3], last_seq=1)
     h.stream.backlog = None
-    assert not await h.stream.deliver(live(3), "create")
-    assert not await h.stream.deliver(live(2), "create")  # late: arrives while the repair runs
+    assert not h.stream.deliver(live(3), "create")
+    assert not h.stream.deliver(live(2), "create")  # late: arrives while the repair runs
     await h.settle()
     assert h.sent() == [("create", 2), ("create", 3)]
 
@@ -102,9 +102,9 @@ async def test_reordered_events_are_sent_in_seq_order_once() -> None:
 async def test_a_duplicate_is_sent_once() -> None:
     h = Harness([1, 2])
     await h.stream.catch_up(stored_up_to=2)
-    assert not await h.stream.deliver(live(2), "create")  # the replay already sent it
-    assert await h.stream.deliver(live(3), "create")
-    assert not await h.stream.deliver(live(3), "create")
+    assert not h.stream.deliver(live(2), "create")  # the replay already sent it
+    assert h.stream.deliver(live(3), "create")
+    assert not h.stream.deliver(live(3), "create")
     assert h.sent() == [("create", 1), ("create", 2), ("create", 3)]
 
 
@@ -113,9 +113,9 @@ async def test_events_held_during_the_replay_follow_it_without_repeats() -> None
     replay = asyncio.ensure_future(h.stream.catch_up(stored_up_to=2))
     await asyncio.sleep(0)
     # Published while the first page is being read: seq 2 is also stored, seq 3 is newer.
-    assert not await h.stream.deliver(live(2), "create")
-    assert not await h.stream.deliver(live(2), "update")
-    assert not await h.stream.deliver(live(3), "create")
+    assert not h.stream.deliver(live(2), "create")
+    assert not h.stream.deliver(live(2), "update")
+    assert not h.stream.deliver(live(3), "create")
     await replay
     assert h.sent() == [("create", 1), ("create", 2), ("update", 2), ("create", 3)]
 
@@ -130,7 +130,7 @@ async def test_unsubscribing_in_the_middle_of_a_replay_stops_it() -> None:
     h.on_send = end_after_second
     replay = asyncio.ensure_future(h.stream.catch_up(stored_up_to=6))
     await asyncio.sleep(0)
-    await h.stream.deliver(live(7), "create")  # waits in the backlog, never sent
+    h.stream.deliver(live(7), "create")  # waits in the backlog, never sent
     await replay
     assert h.sent() == [("create", 1), ("create", 2)]
     assert h.reads == [(0, None)] and h.failed == 0
@@ -147,7 +147,7 @@ async def test_a_failed_gap_repair_fails_the_stream() -> None:
     h = Harness([1, 2, 3], last_seq=1)
     h.stream.backlog = None
     h.read_error = RuntimeError("database down")
-    assert not await h.stream.deliver(live(3), "create")
+    assert not h.stream.deliver(live(3), "create")
     await h.settle()
     assert h.failed == 1 and h.frames == []
 

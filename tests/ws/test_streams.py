@@ -118,11 +118,11 @@ async def test_dropped_events_are_filled_from_the_database(monkeypatch: pytest.M
     original = MessageStream.deliver
     dropped: list[int] = []
 
-    async def lossy(self: MessageStream, event: dict[str, Any], action: str) -> bool:
+    def lossy(self: MessageStream, event: dict[str, Any], action: str) -> bool:
         if action == "create" and event["seq"] in (2, 3) and event["seq"] not in dropped:
             dropped.append(event["seq"])
             return False
-        return await original(self, event, action)
+        return original(self, event, action)
 
     monkeypatch.setattr(MessageStream, "deliver", lossy)
     async with connect(host) as h:
