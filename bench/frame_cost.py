@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -25,8 +26,8 @@ async def measure(subscribers: int, events: int) -> float:
 
     sent = [0]
 
-    def count(text: str) -> bool:  # as mysite.serve's WebSocketSend.text_frame: written
-        sent[0] += 1
+    def count(texts: Sequence[str]) -> bool:  # as mysite.serve's WebSocketSend.text_frames: written
+        sent[0] += len(texts)
         return True
 
     async def no_history(room_id: int, after_seq: int, before_seq: int | None) -> tuple[list[dict[str, Any]], bool]:
@@ -37,7 +38,7 @@ async def measure(subscribers: int, events: int) -> float:
 
     for n in range(subscribers):
         consumer = RoomConsumer()
-        consumer.scope, consumer._text_frame, consumer.groups, consumer.user = {"type": "websocket"}, count, set(), None
+        consumer.scope, consumer._text_frames, consumer.groups, consumer.user = {"type": "websocket"}, count, set(), None
         stream = MessageStream(1, f"r{n}", last_seq=0, send=consumer.push, read_history=no_history, spawn=consumer.detach, fail=no_fail)
         stream.backlog = None  # live at once: no replay
         consumer.message_streams[(1, f"r{n}")] = stream

@@ -67,13 +67,13 @@ def wrap(stream: str | None, frame: dict[str, Any]) -> dict[str, Any]:
     return frame if stream is None else {"stream": stream, "payload": frame}
 
 
-def sender(stream: str | None, push: Callable[[str], None]) -> Callable[[str], None]:
-    """`push` for a subscription made through `stream`: itself when unwrapped, so plain pushes cost nothing more."""
+def sender(stream: str | None, push: Callable[..., None]) -> Callable[..., None]:
+    """`push(*texts)` for a subscription made through `stream`: itself when unwrapped, so plain pushes cost nothing more."""
     if stream is None:
         return push
     prefix = f'{{"stream": {json.dumps(stream)}, "payload": '
 
-    def push_in_stream(text: str) -> None:
-        push(prefix + text + "}")
+    def push_in_stream(*texts: str) -> None:
+        push(*[prefix + text + "}" for text in texts])
 
     return push_in_stream

@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -57,7 +57,7 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
     groups: set[str]
     # Class defaults, so an idle connection's __dict__ holds neither (issue 16: memory per connection).
     # The server's synchronous text-frame writer, when it offers one (mysite.serve.WebSocketSend).
-    _text_frame: Callable[[str], bool] | None = None
+    _text_frames: Callable[[Sequence[str]], bool] | None = None
     # ASGI messages waiting behind a frame push() could not write at once; None: nothing waits.
     _outbox: deque[dict[str, Any]] | None = None
 
@@ -92,7 +92,7 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
         # Everything the connection sends (accept, replies, close: Channels' base_send) goes
         # through _send_in_order, so nothing overtakes the frames push() queued.
         self._asgi_send = send
-        self._text_frame = getattr(send, "text_frame", None)
+        self._text_frames = getattr(send, "text_frames", None)
         await super().__call__(scope, receive, self._send_in_order)
 
     async def authenticate(self) -> Any:
@@ -299,17 +299,19 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
 
     # --- frames out ---------------------------------------------------------------------
 
-    def push(self, text: str) -> None:
-        """Send one already encoded text frame without waiting, in order with everything else the connection sends.
+    def push(self, *texts: str) -> None:
+        """Send already encoded text frames without waiting, in order with everything else the connection sends.
 
         A fan-out pushes an event to each of thousands of subscribers in turn: with mysite.serve
-        the frame is written here and now (WebSocketSend.text_frame), with no coroutine or ASGI
-        message per frame. Any other server, or a frame that needs autobahn's path, goes to the
-        outbox, which a task of the connection's own drains by awaiting the ASGI send().
+        the frame is written here and now (WebSocketSend.text_frames), with no coroutine or ASGI
+        message per frame, and several frames (a replay's slice) in one write. Any other server,
+        or a frame that needs autobahn's path, goes to the outbox, which a task of the
+        connection's own drains by awaiting the ASGI send().
         """
-        if self._outbox is None and self._text_frame is not None and self._text_frame(text):
+        if self._outbox is None and self._text_frames is not None and self._text_frames(texts):
             return
-        self._queue({"type": "websocket.send", "text": text})
+        for text in texts:
+            self._queue({"type": "websocket.send", "text": text})
 
     def _queue(self, message: dict[str, Any]) -> None:
         if self._outbox is None:

@@ -19,8 +19,8 @@ from chat.ops import metrics
 
 logger = logging.getLogger(__name__)
 
-# Send one text frame to the client, without waiting (ProtocolConsumer.push).
-Send = Callable[[str], None]
+# Send text frames to the client, without waiting (ProtocolConsumer.push).
+Send = Callable[..., None]
 # A live event body, as chat.events.streams.message_event builds it: "seq", "pk" and the
 # §1 Message encoded ("data_json"); stored messages are read back in the same shape.
 Event = dict[str, Any]
@@ -146,16 +146,17 @@ class MessageStream:
                 async with _replay_turn():
                     if self.ended:
                         return sent
-                    for message in replay_slice:
-                        self.last_seq = message["seq"]
-                        self._send_event(message, PUSH_CREATE)
+                    self.send(*[self._frame(message, PUSH_CREATE) for message in replay_slice])  # in one write
+                    self.last_seq = replay_slice[-1]["seq"]
                     sent += len(replay_slice)
         return sent
 
     def _send_event(self, event: Event, action: str) -> None:
+        self.send(self._frame(event, action))
+
+    def _frame(self, event: Event, action: str) -> str:
         if action == PUSH_CREATE:  # the bulk of a stream: its frame's head is built once per subscription
             if self._create_head is None:
                 self._create_head = f'{{"action": "{PUSH_CREATE}", "request_id": {json.dumps(self.request_id)}, "pk": '
-            self.send(f'{self._create_head}{event["pk"]}, "data": {event["data_json"]}}}')
-        else:
-            self.send(message_push(action, self.request_id, event["pk"], event["data_json"]))
+            return f'{self._create_head}{event["pk"]}, "data": {event["data_json"]}}}'
+        return message_push(action, self.request_id, event["pk"], event["data_json"])

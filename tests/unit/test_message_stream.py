@@ -40,10 +40,11 @@ class Harness:
             ROOM, "r", last_seq=last_seq, send=self.send, read_history=self.read_history, spawn=self.spawn, fail=self.fail
         )
 
-    def send(self, text: str) -> None:
-        self.frames.append(json.loads(text))
-        if self.on_send is not None:
-            self.on_send(self.frames[-1])
+    def send(self, *texts: str) -> None:
+        for text in texts:
+            self.frames.append(json.loads(text))
+            if self.on_send is not None:
+                self.on_send(self.frames[-1])
 
     async def read_history(self, room_id: int, after_seq: int, before_seq: int | None) -> tuple[list[Event], bool]:
         assert room_id == ROOM

@@ -11,18 +11,18 @@ pytestmark = pytest.mark.asyncio
 
 
 class Server:
-    """An ASGI send() with mysite.serve's synchronous `text_frame`, which can be told to refuse frames."""
+    """An ASGI send() with mysite.serve's synchronous `text_frames`, which can be told to refuse frames."""
 
     def __init__(self, *, offers_text_frames: bool = True) -> None:
         self.wire: list[str] = []
         self.refused: set[str] = set()
         if offers_text_frames:
-            self.text_frame = self._text_frame
+            self.text_frames = self._text_frames
 
-    def _text_frame(self, text: str) -> bool:
-        if text in self.refused:
-            return False
-        self.wire.append(text)
+    def _text_frames(self, texts: tuple[str, ...]) -> bool:
+        if self.refused.intersection(texts):
+            return False  # all or nothing, as mysite.serve's
+        self.wire.extend(texts)
         return True
 
     async def __call__(self, message: dict[str, Any]) -> None:
@@ -34,7 +34,7 @@ async def connected(server: Server) -> ProtocolConsumer:
     """A consumer wired to `server` as ProtocolConsumer.__call__ wires it, without a socket to read."""
     consumer = ProtocolConsumer()
     consumer._asgi_send = server
-    consumer._text_frame = getattr(server, "text_frame", None)
+    consumer._text_frames = getattr(server, "text_frames", None)
     consumer.base_send = consumer._send_in_order
     return consumer
 
@@ -48,8 +48,8 @@ async def test_pushed_frames_are_written_at_once_when_the_server_offers_it() -> 
     server = Server()
     consumer = await connected(server)
     consumer.push("a")
-    consumer.push("b")
-    assert server.wire == ["a", "b"]  # no await, no task: written in the caller's turn
+    consumer.push("b", "c")
+    assert server.wire == ["a", "b", "c"]  # no await, no task: written in the caller's turn
     assert consumer._outbox is None
 
 
@@ -57,14 +57,14 @@ async def test_a_refused_frame_holds_back_every_later_send_until_it_went_out() -
     server = Server()
     consumer = await connected(server)
     consumer.push("a")
-    server.refused.add("b")  # e.g. a frame for autobahn's own path
-    consumer.push("b")
-    consumer.push("c")  # the server would take it now, but it must not overtake b
+    server.refused.add("b2")  # e.g. a frame for autobahn's own path
+    consumer.push("b1", "b2")
+    consumer.push("c")  # the server would take it now, but it must not overtake b1 and b2
     await consumer.send_json({"response_status": 200})  # a reply (Channels' base_send) queues too
     await consumer.close(code=4000)
     assert server.wire == ["a"]
     await settle()
-    assert server.wire == ["a", "b", "c", '{"response_status": 200}', "websocket.close"]
+    assert server.wire == ["a", "b1", "b2", "c", '{"response_status": 200}', "websocket.close"]
     assert consumer._outbox is None  # drained: the next frame goes straight out again
     consumer.push("d")
     assert server.wire[-1] == "d"

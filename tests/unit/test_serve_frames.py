@@ -1,6 +1,6 @@
 """mysite.serve's text frames: written by BoundedWebSocketProtocol.send_text_frame, byte for byte autobahn's."""
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from autobahn.websocket.protocol import WebSocketProtocol as AutobahnProtocol
@@ -12,6 +12,7 @@ from mysite.serve import (
     BoundedWebSocketFactory,
     BoundedWebSocketProtocol,
     LoggingServer,
+    WebSocketSend,
     plain_text_frames_allowed,
 )
 
@@ -47,6 +48,23 @@ def test_a_text_frame_is_the_bytes_autobahn_would_send(text: str) -> None:
     transport.clear()
     assert protocol.send_text_frame(text)
     assert transport.value() == expected
+
+
+def test_several_texts_are_autobahns_frames_back_to_back_in_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    """WebSocketSend.text_frames, as a replay's slice uses it: each text its own frame, all in one write."""
+    protocol, transport = open_protocol()
+    expected = b"".join(autobahn_frame(protocol, transport, text) for text in TEXTS)
+    transport.clear()
+    writes: list[bytes] = []
+    monkeypatch.setattr(protocol, "sendData", lambda data, sync=False, chopsize=None: writes.append(data))
+    assert WebSocketSend(cast(LoggingServer, None), protocol).text_frames(TEXTS)
+    assert writes == [expected]
+
+
+def test_texts_with_one_over_the_size_limit_are_all_left_to_daphnes_path() -> None:
+    protocol, transport = open_protocol()
+    assert not protocol.send_text_frames(["a", "x" * (2**20 + 1)])
+    assert transport.value() == b""
 
 
 @pytest.mark.parametrize("options", [{"autoFragmentSize": 64}, {"logFrames": True}, {"logOctets": True}, {"maskServerFrames": True}])
