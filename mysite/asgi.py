@@ -11,12 +11,13 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from chat.http.asgi import publishing_before_response  # noqa: E402
 from chat.ws.auth import websocket_auth_stack  # noqa: E402
 from chat.ws.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": publishing_before_response(django_asgi_app),
         # The chat consumer checks a handshake's token in the round trip that records its connection.
         "websocket": websocket_auth_stack(URLRouter(websocket_urlpatterns), consumer_checks_tokens=True),
     }

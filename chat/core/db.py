@@ -10,10 +10,11 @@ at a time, since a consumer awaits each before handling its next frame.
 """
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import os
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import psycopg
@@ -57,7 +58,8 @@ def await_after_thread(coroutine_function: Callable[P, Coroutine[Any, Any, None]
     done, before it answers: the client still waits for it (so a connection cannot
     outrun the publishing of its own events), without the thread waiting on the loop in
     between: that round trip of hand-overs was a third of the loop's samples in a profile
-    of the post (bench/README.md, session 5).
+    of the post (bench/README.md, session 5). An HTTP request's view, the same before its
+    response starts (publishing_before_response).
     Anywhere else: run_on_loop, now.
     """
     pending = _after_thread.get()
@@ -67,18 +69,32 @@ def await_after_thread(coroutine_function: Callable[P, Coroutine[Any, Any, None]
         pending.append(coroutine_function(*args, **kwargs))
 
 
+@contextlib.contextmanager
+def collecting_after_thread() -> Iterator[list[Coroutine[Any, Any, None]]]:
+    """Within it (and in the threads it calls into, which run in copies of its context), await_after_thread collects."""
+    pending: list[Coroutine[Any, Any, None]] = []
+    token = _after_thread.set(pending)
+    try:
+        yield pending
+    finally:
+        _after_thread.reset(token)
+
+
+async def await_collected(pending: list[Coroutine[Any, Any, None]]) -> None:
+    """Await what await_after_thread collected, in order (shielded by the caller where it must finish)."""
+    while pending:
+        await pending.pop(0)
+
+
 def _collecting_after_thread(func: Callable[P, R]) -> Callable[P, tuple[R | None, BaseException | None, list[Coroutine[Any, Any, None]]]]:
     """`func`, answering (its result or None, its exception or None, what it left for the loop)."""
 
     def run(*args: P.args, **kwargs: P.kwargs) -> tuple[R | None, BaseException | None, list[Coroutine[Any, Any, None]]]:
-        pending: list[Coroutine[Any, Any, None]] = []
-        token = _after_thread.set(pending)
-        try:
-            return func(*args, **kwargs), None, pending
-        except Exception as exc:  # what was committed before it still gets its events
-            return None, exc, pending
-        finally:
-            _after_thread.reset(token)
+        with collecting_after_thread() as pending:
+            try:
+                return func(*args, **kwargs), None, pending
+            except Exception as exc:  # what was committed before it still gets its events
+                return None, exc, pending
 
     return run
 
@@ -97,8 +113,7 @@ def db_action(
 
         async def run_then_await_pending(self: S, *args: P.args, **params: P.kwargs) -> R:
             result, error, pending = await run(self, *args, **params)
-            for coroutine in pending:
-                await coroutine
+            await await_collected(pending)
             if error is not None:
                 raise error
             return result  # type: ignore[return-value]  # None only with an error
