@@ -55,10 +55,10 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
     channel_layer_alias = None
     # Channels' own set of joined groups (untyped there); here they are fan-out groups.
     groups: set[str]
-    # Class defaults, so an idle connection's __dict__ holds neither (issue 16: memory per connection).
-    # The server's synchronous text-frame writer, when it offers one (mysite.serve.WebSocketSend).
+    # The server's synchronous text-frame writer, when it offers one (mysite.serve.WebSocketSend; set by __call__).
     _text_frames: Callable[[Sequence[str]], bool] | None = None
     # ASGI messages waiting behind a frame push() could not write at once; None: nothing waits.
+    # A class default, so an idle connection's __dict__ does not hold it (issue 16: memory per connection).
     _outbox: deque[dict[str, Any]] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -324,6 +324,8 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
             while outbox:
                 await self._asgi_send(outbox[0])
                 outbox.popleft()
+        except Exception:
+            logger.exception("sending to %s failed: %d frames dropped", self.channel_name, len(outbox))
         finally:
             # Emptied, or the connection is gone (the send failed, or it closed and cancelled this).
             self._outbox = None
