@@ -19,6 +19,7 @@ as it does for the members already present.
 """
 
 import asyncio
+import bisect
 import json
 import weakref
 from collections.abc import Iterable
@@ -37,6 +38,11 @@ class _Entry:
     users: dict[int, str]  # user id -> the encoded §1 User
     membership: "asyncio.Task[None]"
     encoded: RawJSON | None = None
+    # Once encoded: the user ids in list order and their encoded Users, kept in step by joins, so
+    # that a join inserts one user where sorting and encoding the room again was O(room) per join
+    # (a crowd joining a room: O(room²)). None: not encoded since the last other change.
+    order: list[int] | None = None
+    parts: list[str] | None = None
 
 
 @dataclass
@@ -69,7 +75,10 @@ class PresenceCache:
         if entry is None:
             return None
         if entry.encoded is None:
-            entry.encoded = RawJSON("[" + ", ".join(entry.users[user_id] for user_id in sorted(entry.users)) + "]")
+            if entry.parts is None or entry.order is None:
+                entry.order = sorted(entry.users)
+                entry.parts = [entry.users[user_id] for user_id in entry.order]
+            entry.encoded = RawJSON("[" + ", ".join(entry.parts) + "]")
         return entry.encoded
 
     def start_build(self, room_id: int) -> _Build:
@@ -100,8 +109,21 @@ class PresenceCache:
         for build in self.builds.get(room_id, ()):
             build.joined[user_id] = encoded
         entry = self._valid_entry(room_id)
-        if entry is not None and entry.users.get(user_id) != encoded:
-            entry.users[user_id] = encoded
+        if entry is None or entry.users.get(user_id) == encoded:
+            return
+        known = user_id in entry.users
+        entry.users[user_id] = encoded
+        if known or entry.order is None or entry.parts is None:  # a renamed user: encoded again from users
+            entry.encoded = entry.order = entry.parts = None
+            return
+        position = bisect.bisect(entry.order, user_id)
+        entry.order.insert(position, user_id)
+        entry.parts.insert(position, encoded)
+        if position == len(entry.order) - 1 and entry.encoded is not None:
+            # The last in the list (joins in order of registration, often): the text is extended.
+            text = entry.encoded.text
+            entry.encoded = RawJSON(f"{text[:-1]}, {encoded}]" if len(entry.order) > 1 else f"[{encoded}]")
+        else:
             entry.encoded = None
 
     def drop(self, room_ids: Iterable[int]) -> None:

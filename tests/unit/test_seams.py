@@ -169,6 +169,8 @@ def test_channels_consumer_without_a_layer_reads_only_the_socket() -> None:
     assert get_channel_layer(None) is None
     call = source(AsyncConsumer.__call__)
     assert "if self.channel_layer is not None:" in call and "self.base_send = send" in call
+    # ProtocolConsumer.__call__ does what this does without a layer (scope, base_send, StopConsumer), minus the tasks.
+    assert "await await_many_dispatch([receive], self.dispatch)" in call and "except StopConsumer:" in call
     # Why ProtocolConsumer.dispatch is overridden, and why websocket_disconnect empties self.groups first.
     assert "aclose_old_connections" in source(AsyncConsumer.dispatch)
     assert "for group in self.groups" in source(AsyncWebsocketConsumer.websocket_disconnect)

@@ -99,3 +99,25 @@ async def test_joins_that_miss_the_list_together_share_one_query(monkeypatch: py
         lists = [[user["username"] for user in response["data"]["current_users"]] for response in responses]
         assert lists[0] in (["user0", "user1"], ["user0", "user1", "user2"]) and lists[1] == ["user0", "user1", "user2"]
         assert queried == [room.pk]
+
+
+async def test_joins_in_any_order_keep_the_list_in_user_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The kept list takes each join at its place (in order of user id, as a query lists them), not only at the end.
+    users = [await user_factory(username=f"user{n}") for n in range(5)]
+    room = await room_factory(host=users[0])
+    queried: list[int] = []
+    original = realtime._present_users_of
+
+    async def counting(room_id: int) -> Any:
+        queried.append(room_id)
+        return await original(room_id)
+
+    monkeypatch.setattr(realtime, "_present_users_of", counting)
+    async with connect(users[2]) as c, connect(users[0]) as a, connect(users[4]) as e, connect(users[1]) as b, connect(users[3]) as d:
+        assert await joined_users(c, room.pk) == ["user2"]
+        assert await joined_users(a, room.pk) == ["user0", "user2"]
+        assert await joined_users(e, room.pk) == ["user0", "user2", "user4"]
+        assert await joined_users(b, room.pk) == ["user0", "user1", "user2", "user4"]
+        assert await joined_users(d, room.pk) == [f"user{n}" for n in range(5)]
+        assert await joined_users(c, room.pk) == [f"user{n}" for n in range(5)]  # a repeated join changes nothing
+    assert queried == [room.pk]
