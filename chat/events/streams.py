@@ -12,7 +12,7 @@ from typing import Any
 from djangochannelsrestframework.observer.model_observer import Action
 
 from chat.core import selectors
-from chat.core.serializers import MessageSerializer, RoomSerializer
+from chat.core.serializers import RoomSerializer, message_data
 from chat.events import groups
 from chat.events.observers import FanoutObserver, MessageObserver
 from chat.models import Message, Room
@@ -23,7 +23,7 @@ def encoded_message(message: Message) -> dict[str, Any]:
 
     Live events and replayed history alike, so a subscriber only splices in its request_id.
     """
-    data = message.event_json = json.dumps(MessageSerializer(message).data)
+    data = message.event_json = json.dumps(message_data(message))
     return {"room": message.room_id, "seq": message.seq, "pk": message.pk, "data_json": data}
 
 

@@ -1,6 +1,8 @@
 """The plain-code paths of the §1 serializers and parameter checks (chat/core/serializers.py) give exactly what DRF's machinery gives."""
 
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
@@ -18,6 +20,8 @@ from chat.core.serializers import (
     RoomSerializer,
     SubscribeParamsSerializer,
     UserSerializer,
+    datetime_json,
+    message_data,
     serialize_many,
     validate,
 )
@@ -51,6 +55,21 @@ def test_message_room_and_user_match_drf() -> None:
         assert list(fast) == list(RoomSerializer.Meta.fields)
     rooms = [selectors.room_get(pk=plain.room_id)]
     assert serialize_many(RoomSerializer, rooms) == [drf(RoomSerializer(rooms[0]), rooms[0])]
+    for instance in (plain, edited, Message.objects.select_related("user").get(pk=plain.pk)):  # as posted, and read back
+        assert message_data(instance) == drf(MessageSerializer(instance), instance)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(2026, 11, 30, 12, 0, 1, 123456, tzinfo=UTC),
+        datetime(2026, 11, 30, 12, 0, 1, tzinfo=UTC),  # no microseconds: none written
+        datetime(2026, 11, 30, 12, 0, 1, 5, tzinfo=ZoneInfo("UTC")),  # not the UTC singleton: DRF's own way
+        datetime(2026, 11, 30, 13, 0, 1, tzinfo=ZoneInfo("Europe/Paris")),
+    ],
+)
+def test_datetimes_are_written_as_drf_writes_them(value: datetime) -> None:
+    assert datetime_json(value) == serializers.DateTimeField().to_representation(value)
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from djangochannelsrestframework.observer.model_observer import Action
@@ -133,6 +133,10 @@ def _append_once(
     return message, True
 
 
+# Message's columns in the model's order, which Model.from_db takes its values in.
+_MESSAGE_COLUMNS = [field.attname for field in Message._meta.concrete_fields]
+
+
 def _append_postgresql(post: _Post) -> tuple[str, Message | None]:
     """The steps of _append_orm in one round trip: chat_post_message() (migration 0005), autocommitted."""
     row = fetch_prepared(
@@ -143,18 +147,20 @@ def _append_postgresql(post: _Post) -> tuple[str, Message | None]:
     outcome, pk, seq, stored_text, stored_client_id, stored_at, edited_at, stored_reply_to = row
     if pk is None:
         return outcome, None
-    message = Message(
-        id=pk,
-        room_id=post.room_id,
-        seq=seq,
-        user=post.author,
-        text=stored_text,
-        client_id=stored_client_id,
-        created_at=stored_at,
-        edited_at=edited_at,
-        reply_to=stored_reply_to,
-    )
-    message._state.adding = False  # a stored row, as if read by the ORM
+    stored = {
+        "id": pk,
+        "room_id": post.room_id,
+        "seq": seq,
+        "user_id": post.author.pk,
+        "text": stored_text,
+        "client_id": stored_client_id,
+        "created_at": stored_at,
+        "edited_at": edited_at,
+        "reply_to": stored_reply_to,
+    }
+    # A stored row, made as the ORM makes one it read: positional, half the cost of keyword arguments.
+    message = Message.from_db(DEFAULT_DB_ALIAS, _MESSAGE_COLUMNS, [stored[column] for column in _MESSAGE_COLUMNS])
+    Message.user.field.set_cached_value(message, post.author)
     return outcome, message
 
 
