@@ -7,8 +7,7 @@ from channels.db import database_sync_to_async
 from django.db.backends.utils import CursorWrapper
 from django.test import Client as DjangoClient
 
-from chat.core import services
-from chat.core.serializers import MessageSerializer
+from chat.core import serializers, services
 from chat.models import Message
 from tests.factories import PASSWORD, RoomFactory, UserFactory
 from tests.ws import connect
@@ -24,12 +23,12 @@ async def test_one_event_is_serialized_once_and_costs_no_query_per_subscriber(mo
     room = await room_factory(host=host)
     serializations: list[int] = []
     queries: list[str] = []
-    to_representation = MessageSerializer.to_representation
+    message_json = serializers.message_json
     execute = CursorWrapper.execute
 
-    def counting_to_representation(self: MessageSerializer, instance: Message) -> Any:
+    def counting_message_json(instance: Message) -> Any:  # what MessageSerializer and message_data encode with
         serializations.append(instance.pk)
-        return to_representation(self, instance)
+        return message_json(instance)
 
     def counting_execute(self: CursorWrapper, sql: str, params: Any = None) -> Any:
         queries.append(sql)
@@ -40,7 +39,7 @@ async def test_one_event_is_serialized_once_and_costs_no_query_per_subscriber(mo
         for index, client in enumerate((c1, c2, c3, c4)):
             await client.request("subscribe_to_messages_in_room", pk=room.pk, request_id=f"s{index}")
             clients.append(client)
-        monkeypatch.setattr(MessageSerializer, "to_representation", counting_to_representation)
+        monkeypatch.setattr(serializers, "message_json", counting_message_json)
         message, _ = await database_sync_to_async(services.message_store)(room_id=room.pk, author=host, text="hi")
         writer_queries = len(queries)
         monkeypatch.setattr(CursorWrapper, "execute", counting_execute)
