@@ -61,9 +61,8 @@ async def test_another_process_change_shows_once_its_push_arrives() -> None:
         assert await joined_users(b, room.pk) == ["alice", "bob", "dave"]
 
 
-async def test_a_join_reuses_the_list_instead_of_querying_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    users = [await user_factory(username=f"user{n}") for n in range(4)]
-    room = await room_factory(host=users[0])
+def count_present_user_queries(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The rooms whose present users are queried from here on, in order."""
     queried: list[int] = []
     original = realtime._present_users_of
 
@@ -72,6 +71,13 @@ async def test_a_join_reuses_the_list_instead_of_querying_it(monkeypatch: pytest
         return await original(room_id)
 
     monkeypatch.setattr(realtime, "_present_users_of", counting)
+    return queried
+
+
+async def test_a_join_reuses_the_list_instead_of_querying_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    users = [await user_factory(username=f"user{n}") for n in range(4)]
+    room = await room_factory(host=users[0])
+    queried = count_present_user_queries(monkeypatch)
     async with connect(users[0]) as a, connect(users[1]) as b, connect(users[2]) as c, connect(users[3]) as d:
         for n, client in enumerate((a, b, c, d)):
             assert await joined_users(client, room.pk) == [f"user{k}" for k in range(n + 1)]
@@ -105,14 +111,7 @@ async def test_joins_in_any_order_keep_the_list_in_user_order(monkeypatch: pytes
     # The kept list takes each join at its place (in order of user id, as a query lists them), not only at the end.
     users = [await user_factory(username=f"user{n}") for n in range(5)]
     room = await room_factory(host=users[0])
-    queried: list[int] = []
-    original = realtime._present_users_of
-
-    async def counting(room_id: int) -> Any:
-        queried.append(room_id)
-        return await original(room_id)
-
-    monkeypatch.setattr(realtime, "_present_users_of", counting)
+    queried = count_present_user_queries(monkeypatch)
     async with connect(users[2]) as c, connect(users[0]) as a, connect(users[4]) as e, connect(users[1]) as b, connect(users[3]) as d:
         assert await joined_users(c, room.pk) == ["user2"]
         assert await joined_users(a, room.pk) == ["user0", "user2"]
