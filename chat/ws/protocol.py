@@ -12,6 +12,7 @@ import json
 import logging
 import time
 import uuid
+import weakref
 from collections import defaultdict, deque
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -153,6 +154,8 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
         # Cancel first: DCRF's websocket_disconnect awaits each detached task in turn.
         for task in list(self.detached_tasks):
             task.cancel()
+        if self._outbox:
+            self._outbox.clear()  # nobody reads them any more
         fanout = local_fanout()
         for name in self.groups:
             await fanout.discard(name, self)
@@ -322,8 +325,8 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
         A fan-out pushes an event to each of thousands of subscribers in turn: with mysite.serve
         the frame is written here and now (WebSocketSend.text_frames), with no coroutine or ASGI
         message per frame, and several frames (a replay's slice) in one write. Any other server,
-        or a frame that needs autobahn's path, goes to the outbox, which a task of the
-        connection's own drains by awaiting the ASGI send().
+        or a frame that needs autobahn's path, goes to the outbox, which the loop's outbox task
+        drains by awaiting the ASGI send() (_Outboxes).
         """
         if self._outbox is None and self._text_frames is not None and self._text_frames(texts):
             return
@@ -333,19 +336,20 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
     def _queue(self, message: dict[str, Any]) -> None:
         if self._outbox is None:
             self._outbox = deque()
-            self.detach(self._drain_outbox(self._outbox))
+            _Outboxes.of_this_loop().add(self)
         self._outbox.append(message)
 
-    async def _drain_outbox(self, outbox: deque[dict[str, Any]]) -> None:
+    async def drain_outbox(self) -> None:
+        """Send what waits in the outbox, in order (called by the loop's _Outboxes)."""
+        outbox = self._outbox
         try:
             while outbox:
                 await self._asgi_send(outbox[0])
                 outbox.popleft()
         except Exception:
-            logger.exception("sending to %s failed: %d frames dropped", self.channel_name, len(outbox))
+            logger.exception("sending to %s failed: %d frames dropped", self.channel_name, len(outbox or ()))
         finally:
-            # Emptied, or the connection is gone (the send failed, or it closed and cancelled this).
-            self._outbox = None
+            self._outbox = None  # emptied, or the connection is gone
 
     async def _send_in_order(self, message: dict[str, Any]) -> None:
         """Channels' base_send: straight to the server unless pushed frames wait, then behind them."""
@@ -353,3 +357,36 @@ class ProtocolConsumer(GenericAsyncAPIConsumer):
             self._queue(message)
             return
         await self._asgi_send(message)
+
+
+class _Outboxes:
+    """The connections of one event loop whose outbox holds messages, drained one after the other by one task.
+
+    Under a server without synchronous text frames every pushed frame waits in an outbox: a
+    task per connection would be a task per subscriber per event of a fan-out. One task that
+    awaits each send in turn costs what awaiting them in the fan-out did.
+    """
+
+    _of_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Outboxes]" = weakref.WeakKeyDictionary()
+
+    def __init__(self) -> None:
+        self.waiting: deque[ProtocolConsumer] = deque()
+        self.task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def of_this_loop(cls) -> "_Outboxes":
+        loop = asyncio.get_running_loop()
+        outboxes = cls._of_loop.get(loop)
+        if outboxes is None:
+            outboxes = cls._of_loop[loop] = cls()
+        return outboxes
+
+    def add(self, consumer: ProtocolConsumer) -> None:
+        """A connection whose outbox just got its first message."""
+        self.waiting.append(consumer)
+        if self.task is None or self.task.done():
+            self.task = asyncio.ensure_future(self._drain())
+
+    async def _drain(self) -> None:
+        while self.waiting:
+            await self.waiting.popleft().drain_outbox()

@@ -39,8 +39,8 @@ async def connected(server: Server) -> ProtocolConsumer:
     return consumer
 
 
-async def settle() -> None:
-    for _ in range(20):
+async def settle(turns: int = 20) -> None:
+    for _ in range(turns):
         await asyncio.sleep(0)
 
 
@@ -78,3 +78,15 @@ async def test_without_text_frames_every_push_goes_through_the_awaited_send_in_o
     await consumer.send_json({"n": 1})
     await settle()
     assert server.wire == ["a", "b", "c", '{"n": 1}']
+
+
+async def test_without_text_frames_one_task_drains_every_connections_outbox() -> None:
+    """A fan-out under such a server costs no task per subscriber: the loop's one outbox task sends them all."""
+    servers = [Server(offers_text_frames=False) for _ in range(50)]
+    consumers = [await connected(server) for server in servers]
+    tasks_before = len(asyncio.all_tasks())
+    for consumer in consumers:
+        consumer.push("event")
+    assert len(asyncio.all_tasks()) - tasks_before <= 1
+    await settle(turns=200)  # a turn per send (Server yields in each)
+    assert all(server.wire == ["event"] for server in servers)
