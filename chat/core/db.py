@@ -19,7 +19,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import psycopg
 from asgiref.sync import SyncToAsync, async_to_sync
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
 from djangochannelsrestframework.decorators import action
 
 P = ParamSpec("P")
@@ -31,20 +31,49 @@ def db_thread(func: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
     """`func` as a coroutine function running on a worker thread (with Django's connection hygiene)."""
 
     @functools.wraps(func)
-    def with_connection_hygiene(*args: P.args, **kwargs: P.kwargs) -> R:
-        # Here, not around the call as Channels' DatabaseSyncToAsync does: asgiref runs
-        # `func` in a copy of the caller's context, and Django's connections are
-        # context-local, so a connection opened in there was invisible to a
-        # close_old_connections() outside it. Each such call left its worker thread holding
-        # a pooled connection it never gave back.
+    def with_connection_hygiene(loop: asyncio.AbstractEventLoop, *args: P.args, **kwargs: P.kwargs) -> R:
+        # What asgiref's SyncToAsync tells a worker thread, so that async_to_sync() in
+        # there (and served_loop) finds the loop that called it, and no task of an
+        # earlier call of asgiref's on this thread takes its cancellation.
+        SyncToAsync.threadlocal.main_event_loop = loop
+        SyncToAsync.threadlocal.main_event_loop_pid = os.getpid()
+        SyncToAsync.threadlocal.task_context = None
+        # Here, not around the call as Channels' DatabaseSyncToAsync does: `func` runs in
+        # a copy of the caller's context, and Django's connections are context-local, so
+        # a connection opened in there was invisible to a close_old_connections() outside
+        # it. Each such call left its worker thread holding a pooled connection it never
+        # gave back.
         close_old_connections()
         try:
             return func(*args, **kwargs)
         finally:
             close_old_connections()
 
-    run: Callable[P, Coroutine[Any, Any, R]] = SyncToAsync(with_connection_hygiene, thread_sensitive=False)
+    @functools.wraps(func)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        # The loop's executor, in a copy of the caller's context, as SyncToAsync(thread_sensitive=False)
+        # runs it, without what we do not use of it (the context copied back, the shield, the
+        # task bookkeeping): a quarter of the CPU of a thread hop (bench/README.md, session 7).
+        loop = asyncio.get_running_loop()
+        call = functools.partial(contextvars.copy_context().run, with_connection_hygiene, loop, *args, **kwargs)
+        return await loop.run_in_executor(None, call)
+
     return run
+
+
+def on_commit(callback: Callable[[], None]) -> None:
+    """transaction.on_commit, without a database connection for it when none is open.
+
+    Outside an atomic block whatever was written is committed already (Django's
+    autocommit), so the callback runs now, as Django's would; but Django's asks the
+    connection whether it autocommits first, which checks a pooled connection out (and the
+    thread hop gives it back) for nothing: statements run by fetch_prepared leave
+    Django's connection closed.
+    """
+    if connection.in_atomic_block:
+        transaction.on_commit(callback)
+    else:
+        callback()
 
 
 # The coroutines a db_action's thread left for its event loop to await (await_after_thread).
@@ -172,10 +201,33 @@ def fetch_prepared(sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
 
 
 def fetch_all_prepared(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-    """Every row of a statement prepared as fetch_prepared's (and like it, not in Django's query log)."""
-    connection.ensure_connection()
+    """Every row of a statement prepared as fetch_prepared's (and like it, not in Django's query log).
+
+    Outside a transaction, and when this thread has no connection open, the statement
+    borrows a connection from Django's pool for itself: opening and closing Django's
+    connection around one statement (its parameters rebuilt, its autocommit and time zone
+    checked, its state reset) cost the server as much CPU as the statement itself.
+    """
+    pool = getattr(connection, "pool", None)
+    with connection.wrap_database_errors:
+        if pool is None or connection.in_atomic_block or connection.connection is not None:
+            connection.ensure_connection()
+            return _fetch_all(connection.connection, sql, params)
+        pool.open()  # as Django's first checkout does, if nothing opened it yet
+        borrowed = pool.getconn()
+        try:
+            # Django sets autocommit as it checks a connection out; one it never checked out
+            # may not have it yet, and the pool would roll its statement back.
+            if not borrowed.autocommit:
+                borrowed.autocommit = True
+            return _fetch_all(borrowed, sql, params)
+        finally:
+            pool.putconn(borrowed)
+
+
+def _fetch_all(db: psycopg.Connection[Any], sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     # Django's connection has ClientCursor as its cursor factory: ask for a server-binding one.
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+    with psycopg.Cursor(db) as cursor:
         cursor.execute(sql, params, prepare=True)
         return cursor.fetchall() if cursor.description is not None else []
 

@@ -14,9 +14,8 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import transaction
 
-from chat.core.db import served_loop
+from chat.core.db import on_commit, served_loop
 from chat.events import groups
 from chat.ops import metrics
 
@@ -73,7 +72,7 @@ def _send(group: str, message: dict[str, Any]) -> None:
 
 
 def _send_on_commit(group: str, message: dict[str, Any]) -> None:
-    transaction.on_commit(lambda: _send(group, message))
+    on_commit(lambda: _send(group, message))
 
 
 def membership_changed(*, user_id: int, room_id: int, role: str | None, reason: str | None = None, visible: bool = True) -> None:

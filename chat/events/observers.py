@@ -9,6 +9,7 @@ identity is their pinned layer event type and whose groups are chat.events.group
 
 import contextlib
 import contextvars
+import functools
 import logging
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -19,7 +20,7 @@ from django.db.models import Model
 from django.db.models.signals import post_init
 from djangochannelsrestframework.observer.model_observer import Action, ModelObserver
 
-from chat.core.db import await_after_thread
+from chat.core.db import await_after_thread, on_commit
 from chat.ops import metrics
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,12 @@ class FanoutObserver(ModelObserver):
         # Pinned: keys the consumers' request-id bookkeeping (BaseObserver.subscribe) instead
         # of DCRF's "<partition>-<class>-<module>.<function>".
         self._stable_observer_id = event_type
+
+    def database_event(self, instance: Model, action: Action) -> None:
+        # DCRF's, through chat.core.db.on_commit: a change written outside a transaction
+        # (the post) needs no connection of Django's to learn that it is committed.
+        self.get_observer_state(instance).pending_messages = list(self.prepare_messages(instance, action))
+        on_commit(functools.partial(self.send_prepared_messages, instance))
 
     def group_names_for_signal(self, *, instance: Model, **kwargs: Any) -> Iterator[str]:
         yield self.instance_group(instance)

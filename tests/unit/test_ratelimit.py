@@ -27,7 +27,9 @@ def test_connections_share_one_cache_backend() -> None:
 
     # A fresh context, as in a server process whose main code never touched the cache.
     seen = set().union(*contextvars.Context().run(asyncio.run, connections()))
-    assert len({django_backend for django_backend, _ in seen}) == 3  # why process_cache() exists
+    # Why process_cache() exists: at least one backend per connection (db_thread's calls even one per call,
+    # since what a call sets in its copy of the context does not come back).
+    assert len({django_backend for django_backend, _ in seen}) >= 3
     assert len({ours for _, ours in seen}) == 1
 
 

@@ -176,11 +176,14 @@ def test_channels_consumer_without_a_layer_reads_only_the_socket() -> None:
     assert "for group in self.groups" in source(AsyncWebsocketConsumer.websocket_disconnect)
 
 
-def test_channels_database_sync_to_async_takes_thread_sensitive() -> None:
-    """chat.core.db.db_thread builds DatabaseSyncToAsync(func, thread_sensitive=False)."""
-    from channels.db import DatabaseSyncToAsync
+def test_asgiref_async_to_sync_finds_the_loop_db_thread_marks() -> None:
+    """chat.core.db.db_thread sets what SyncToAsync.thread_handler sets in a worker thread, for AsyncToSync to read."""
+    from asgiref.sync import AsyncToSync, SyncToAsync
 
-    assert "thread_sensitive" in parameters(DatabaseSyncToAsync.__init__)
+    handler, call = source(SyncToAsync.thread_handler), source(AsyncToSync.__call__)
+    for name in ("main_event_loop", "main_event_loop_pid", "task_context"):
+        assert f"self.threadlocal.{name} = " in handler
+        assert f'SyncToAsync.threadlocal, "{name}"' in call
 
 
 # --- daphne, autobahn, Twisted (mysite/serve.py) ---------------------------------------------------

@@ -5,7 +5,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from asgiref.sync import SyncToAsync
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
@@ -36,13 +35,15 @@ async def test_a_token_handshake_reaches_the_database_once(monkeypatch: pytest.M
     user = await user_factory()
     token = await token_for(user)
     hops: list[str] = []
-    thread_handler = SyncToAsync.thread_handler  # every hop, db_thread's and database_sync_to_async's
+    run_in_executor = asyncio.BaseEventLoop.run_in_executor  # every hop, db_thread's and asgiref's
 
-    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
-        hops.append(getattr(self.func, "__name__", repr(self.func)))
-        return thread_handler(self, *args, **kwargs)
+    def counted(self: asyncio.BaseEventLoop, executor: Any, call: Any, *args: Any) -> Any:
+        # db_thread's: partial(Context.run, <the function>, loop, ...); asgiref's: partial(thread_handler, ..., child).
+        target = call.args[0] if call.func.__name__ == "run" else call.args[-1].func
+        hops.append(getattr(target, "__name__", repr(target)))
+        return run_in_executor(self, executor, call, *args)
 
-    monkeypatch.setattr(SyncToAsync, "thread_handler", counted)
+    monkeypatch.setattr(asyncio.BaseEventLoop, "run_in_executor", counted)
     communicator = communicator_for(token)
     connected, _ = await communicator.connect(timeout=5)
     assert connected

@@ -10,7 +10,7 @@ from djangochannelsrestframework.observer.model_observer import Action
 from rest_framework.exceptions import ValidationError
 
 from chat.core import selectors
-from chat.core.db import fetch_prepared
+from chat.core.db import fetch_prepared, on_commit
 from chat.core.exceptions import (
     Banned,
     MessageNotFound,
@@ -129,7 +129,7 @@ def _append_once(
         return message, False
     message.reaction_summary = []  # a new message has none: serializing it (response, event) needs no query
     message_observer.database_event(message, Action.CREATE)  # sent after commit
-    transaction.on_commit(metrics.message_created)
+    on_commit(metrics.message_created)
     return message, True
 
 
