@@ -18,6 +18,7 @@ from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import psycopg
+from psycopg import pq
 from asgiref.sync import SyncToAsync, async_to_sync
 from django.db import close_old_connections, connection, transaction
 from djangochannelsrestframework.decorators import action
@@ -229,7 +230,9 @@ def _fetch_all(db: psycopg.Connection[Any], sql: str, params: Sequence[Any]) -> 
     # Django's connection has ClientCursor as its cursor factory: ask for a server-binding one.
     with psycopg.Cursor(db) as cursor:
         cursor.execute(sql, params, prepare=True)
-        return cursor.fetchall() if cursor.description is not None else []
+        # Not `cursor.description`, which builds a Column object per column on each call.
+        result = cursor.pgresult
+        return cursor.fetchall() if result is not None and result.status == pq.ExecStatus.TUPLES_OK else []
 
 
 # While PostgreSQL is down, psycopg's pool retries a lost connection after 1, 2, 4, 8...
