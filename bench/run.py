@@ -21,6 +21,7 @@ from bench.server import (
     ServerGroup,
     drop_redis_keys,
     lock_database,
+    maintain_database,
     prepare_database,
     raise_nofile_limit,
     server_env,
@@ -67,6 +68,7 @@ def run(
     redis_prefix = f"bench{os.getpid()}x{int(time.time())}"
     tokens: list[str] = []
     results: list[dict[str, Any]] = []
+    maintenance: str | None = None
 
     def document() -> dict[str, Any]:
         finished = datetime.now(UTC)
@@ -88,6 +90,7 @@ def run(
                     "kernel": platform.release(),
                 },  # fmt: skip
                 "database": database,
+                "database_maintenance": maintenance,
                 "source": str(source),
                 "source_commit": git_commit(source),
                 "plan": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(plan).items()},
@@ -175,6 +178,8 @@ def run(
                     name = f"{step[0]}-{step[1]}" if len(step) > 1 else step[0]
                     entry["scenarios"].append({"name": name, "kind": step[0], "error": "skipped: time budget spent"})
                     continue
+                if db_url:
+                    maintenance = maintain_database(db_url) or maintenance
                 for result in run_scenario(ctx, *step):
                     entry["scenarios"].append(result)
                     tqdm.write(f"bench: {config.name}: {one_line(result)}", file=sys.stderr)

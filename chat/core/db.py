@@ -18,10 +18,10 @@ from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import psycopg
-from psycopg import pq
 from asgiref.sync import SyncToAsync, async_to_sync
 from django.db import close_old_connections, connection, transaction
 from djangochannelsrestframework.decorators import action
+from psycopg import pq
 
 P = ParamSpec("P")
 R = TypeVar("R")
