@@ -7,6 +7,7 @@ statement inside a transaction still runs on the transaction's connection.
 
 import traceback
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -21,6 +22,7 @@ from tests.ws import connect, token_for
 
 pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's (CI runs it)")
 
+PROJECT = str(Path(__file__).resolve().parents[2])
 user_factory = database_sync_to_async(UserFactory)
 room_factory = database_sync_to_async(RoomFactory)
 
@@ -32,7 +34,11 @@ def django_connects() -> Iterator[list[str]]:
 
     def record(sender: Any, connection: Any, **kwargs: Any) -> None:
         opened.append(
-            " < ".join(f"{frame.name}:{frame.lineno}" for frame in reversed(traceback.extract_stack()) if "/work/" in frame.filename)
+            " < ".join(
+                f"{frame.name}:{frame.lineno}"
+                for frame in reversed(traceback.extract_stack())
+                if frame.filename.startswith(PROJECT) and "site-packages" not in frame.filename
+            )
         )
 
     connection_created.connect(record, weak=False)
@@ -40,18 +46,23 @@ def django_connects() -> Iterator[list[str]]:
     connection_created.disconnect(record)
 
 
+def _own_connection() -> psycopg.Connection[Any]:
+    """A connection of the test's own, outside Django and its pool."""
+    return psycopg.connect(**connection.get_connection_params() | {"autocommit": True})
+
+
 def _committed_marker(name: str) -> bool:
-    """From a connection of its own: whether a marker row of the temporary table is there."""
-    with psycopg.connect(**connection.get_connection_params() | {"autocommit": True}) as other:
+    """Seen from another connection: whether the marker row is there."""
+    with _own_connection() as other:
         return other.execute("SELECT count(*) FROM statement_markers WHERE name = %s", [name]).fetchone() == (1,)
 
 
 @pytest.fixture
 def markers() -> Iterator[None]:
-    with psycopg.connect(**connection.get_connection_params() | {"autocommit": True}) as setup:
+    with _own_connection() as setup:
         setup.execute("CREATE TABLE IF NOT EXISTS statement_markers (name text)")
     yield
-    with psycopg.connect(**connection.get_connection_params() | {"autocommit": True}) as teardown:
+    with _own_connection() as teardown:
         teardown.execute("DROP TABLE statement_markers")
 
 
