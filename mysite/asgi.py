@@ -3,21 +3,21 @@
 import gc
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
-# Django must be set up before anything imports models.
-django_asgi_app = get_asgi_application()
+# Django must be set up before anything imports models (as get_asgi_application does).
+django.setup(set_prefix=False)
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from chat.http.asgi import publishing_before_response  # noqa: E402
+from chat.http.asgi import OneHopASGIHandler, publishing_before_response  # noqa: E402
 from chat.ws.auth import websocket_auth_stack  # noqa: E402
 from chat.ws.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": publishing_before_response(django_asgi_app),
+        "http": publishing_before_response(OneHopASGIHandler()),
         # The chat consumer checks a handshake's token in the round trip that records its connection.
         "websocket": websocket_auth_stack(URLRouter(websocket_urlpatterns), consumer_checks_tokens=True),
     }

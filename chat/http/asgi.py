@@ -1,7 +1,12 @@
-"""The HTTP side's ASGI wrapper: a request's events are published by the loop before its response starts."""
+"""The HTTP side's ASGI application: Django's handler with its middleware in one thread hop, and a request's
+events published by the loop before its response starts."""
 
 import asyncio
 from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIHandler
+from django.urls import get_resolver
 
 from chat.core.db import await_collected, collecting_after_thread
 
@@ -37,3 +42,26 @@ def publishing_before_response(app: ASGIApp) -> ASGIApp:
                     await asyncio.shield(await_collected(pending))
 
     return run
+
+
+class OneHopASGIHandler(ASGIHandler):
+    """Django's ASGI handler, with the middleware chain and the view run together on the request's thread.
+
+    Django builds an ASGI chain in async mode, and each MiddlewareMixin hook (sessions, CSRF,
+    auth, ...) then crosses to the request's thread and back on its own; WhiteNoise, sync
+    only, splits the chain once more. An HTTP post crossed between the loop and its thread
+    about twelve times, and those hand-overs cost more server CPU than the post itself
+    (bench/README.md, session 8). Built as WSGI builds it, the chain is plain sync code: one
+    hop in, one out, on the same per-request thread Django would use.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        # The URLconf (and every view module it imports) loads now, not on the first request
+        # after a restart, when a reconnecting crowd is waiting on the same loop.
+        get_resolver().url_patterns  # noqa: B018
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        super().load_middleware(is_async=False)
+        chain = self.__dict__["_middleware_chain"]  # django-stubs leave the attribute without a type
+        self._middleware_chain = sync_to_async(chain, thread_sensitive=True)
