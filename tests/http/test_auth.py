@@ -1,6 +1,7 @@
 """Registration, tokens and `me` over HTTP, driven as a client would."""
 
 import pytest
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from chat.models import User
@@ -75,3 +76,24 @@ def test_session_login_also_authenticates(user: User) -> None:
     client = APIClient()
     assert client.login(username=user.username, password=PASSWORD)
     assert client.get("/api/users/me/").json()["username"] == user.username
+
+
+def test_a_token_authenticates_its_active_user(user: User) -> None:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    response = client.get("/api/users/me/")
+    assert response.status_code == 200
+    assert response.json()["id"] == user.pk
+
+
+@pytest.mark.parametrize("active", [True, False])
+def test_an_unknown_token_and_an_inactive_users_token_get_drfs_401(user: User, active: bool) -> None:
+    token = Token.objects.create(user=user)
+    user.is_active = active
+    user.save()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key if not active else '0' * 40}")
+    response = client.get("/api/users/me/")
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Invalid token." if active else "User inactive or deleted."}
+    assert response["WWW-Authenticate"] == "Token"
