@@ -95,11 +95,12 @@ def _clean_text(value: Any, max_length: int) -> str | None:
     return text
 
 
-def _fast_message_params(data: dict[str, Any]) -> dict[str, Any] | None:
-    text = _clean_text(data.get("message"), MESSAGE_MAX_LENGTH)
+def _fast_message_fields(data: dict[str, Any], text_key: str) -> dict[str, Any] | None:
+    """A message's text (under `text_key`), client_id and reply_to, as MessageParamsSerializer and MessageSerializer take them."""
+    text = _clean_text(data.get(text_key), MESSAGE_MAX_LENGTH)
     if text is None:
         return None
-    valid: dict[str, Any] = {"message": text}
+    valid: dict[str, Any] = {text_key: text}
     for name, check in (("client_id", lambda v: _clean_text(v, CLIENT_ID_MAX_LENGTH)), ("reply_to", _fast_id)):
         if name in data:
             value = data[name]
@@ -561,6 +562,7 @@ _FAST_VALIDATION.update(
         PkParamSerializer: _fast_pk,
         RoomParamSerializer: _fast_room,
         SubscribeParamsSerializer: _fast_subscribe,
-        MessageParamsSerializer: _fast_message_params,
+        MessageParamsSerializer: lambda data: _fast_message_fields(data, "message"),  # over WebSocket
+        MessageSerializer: lambda data: _fast_message_fields(data, "text"),  # over HTTP
     }
 )

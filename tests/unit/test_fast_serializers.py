@@ -89,6 +89,9 @@ def test_datetimes_are_written_as_drf_writes_them(value: datetime) -> None:
         (MessageParamsSerializer, {"message": "hi", "client_id": None, "reply_to": None}),
         (MessageParamsSerializer, {"message": "hi", "client_id": " c ", "reply_to": "9"}),
         (MessageParamsSerializer, {"message": "héllo 😀"}),
+        (MessageSerializer, {"text": "  hi  ", "room": 4, "seq": 9}),  # read-only fields ignored, as DRF does
+        (MessageSerializer, {"text": "hi", "client_id": "c-1", "reply_to": 9}),
+        (MessageSerializer, {"text": "hi", "client_id": None, "reply_to": None}),
     ],
 )
 def test_valid_parameters_match_drf(serializer_class: type[serializers.Serializer], data: dict[str, Any]) -> None:
@@ -120,6 +123,10 @@ def test_valid_parameters_match_drf(serializer_class: type[serializers.Serialize
         (MessageParamsSerializer, {"message": "hi", "client_id": "c" * (CLIENT_ID_MAX_LENGTH + 1)}),
         (MessageParamsSerializer, {"message": "hi", "reply_to": 0}),
         (MessageParamsSerializer, {"message": "hi", "reply_to": True}),
+        (MessageSerializer, {"message": "hi"}),  # over HTTP the text is `text`
+        (MessageSerializer, {"text": "   "}),
+        (MessageSerializer, {"text": "hi", "client_id": ""}),
+        (MessageSerializer, {"text": "hi", "reply_to": 0}),
     ],
 )
 def test_invalid_parameters_get_drf_errors(serializer_class: type[serializers.Serializer], data: dict[str, Any]) -> None:
