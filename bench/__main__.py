@@ -51,7 +51,7 @@ def parser() -> argparse.ArgumentParser:
         default=STANDARD_BUDGET_S,
         help="seconds the whole run may take; what no longer fits is skipped and says so (default: %(default)s)",
     )
-    p.add_argument("--scenarios", default="idle,room,rooms,storm", help="any of idle,room,rooms,storm (default: %(default)s)")
+    p.add_argument("--scenarios", default="idle,room,rooms,storm,http", help="any of idle,room,rooms,storm,http (default: %(default)s)")
     p.add_argument("--subscribers", type=ints, default=[10, 100, 1000], help="one-room sizes (default: 10,100,1000)")
     p.add_argument(
         "--burst-frames",
@@ -76,6 +76,7 @@ def parser() -> argparse.ArgumentParser:
         help="many rooms, second phase: offer this many posts/s in all when the first accepted as many (0: off; default: 600)",
     )  # fmt: skip
     p.add_argument("--idle", type=int, default=10_000, help="idle authenticated connections")
+    p.add_argument("--http-posts", type=int, default=1000, help="HTTP posting: posts, from 4 threads (default: 1000)")
     p.add_argument("--storm-subscribers", type=int, default=2000, help="reconnect storm: subscribers (default: 2000)")
     p.add_argument("--storm-messages", type=int, default=200, help="reconnect storm: messages posted meanwhile (default: 200)")
     p.add_argument("--storm-max-backoff", type=float, default=2.0, help="reconnect storm: clients' backoff cap (s)")
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         room_user_rate=args.room_user_rate, rooms_seconds=args.rooms_seconds, rooms_hold_rate=args.rooms_hold_rate,
         idle=args.idle, storm_subscribers=args.storm_subscribers, storm_messages=args.storm_messages,
         storm_max_backoff=args.storm_max_backoff, storm_kill_after=args.storm_kill_after, join=args.join,
-        connect_timeout=args.connect_timeout, drain_timeout=args.drain_timeout,
+        http_posts=args.http_posts, connect_timeout=args.connect_timeout, drain_timeout=args.drain_timeout,
         drain_idle_timeout=args.drain_idle_timeout, workers=args.workers,
         scenarios=tuple(s.strip() for s in args.scenarios.split(",") if s.strip()),
     )  # fmt: skip
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                     burst_seconds=5, window=4, rate=10, rate_subscribers=[3], rate_seconds=0.5, rate_repeats=2,
                     rooms=2, room_users=2, room_user_rate=2, rooms_seconds=1, rooms_hold_rate=4, idle=5,
                     storm_subscribers=6, storm_before=3, storm_messages=5, storm_max_backoff=0.5, storm_kill_after=3,
-                    connect_timeout=30,
+                    http_posts=8, connect_timeout=30,
                     drain_timeout=15, drain_idle_timeout=5, workers=2, scenarios=plan.scenarios,
                     join=plan.join)  # fmt: skip
     server_cpus = client_cpus = None

@@ -76,6 +76,9 @@ def figures(config: dict[str, Any]) -> dict[str, Any]:
     for s in _kind(config, "storm"):
         out["storm_subscribers"] = s["subscribers"]
         out["storm_seconds"] = s["seconds"]
+    for s in _kind(config, "http"):
+        out["http_posts_per_s"] = s["messages_per_s"]
+        out["http_server_cpu_ms_per_post"] = _div(s["server_cpu_s"], s["messages_acked"], 1000)
     return out
 
 
@@ -172,6 +175,8 @@ RATIO_ROWS = (
     ("latency: 50 msg/s to 100, p99 ms (pooled)", "rate_100_p99_ms"),
     ("memory: KB per idle connection", "idle_kb_per_connection"),
     ("reconnect storm: seconds to all caught up", "storm_seconds"),
+    ("HTTP posting: posts/s, 4 threads (no target)", "http_posts_per_s"),
+    ("HTTP posting: server CPU ms per post (no target)", "http_server_cpu_ms_per_post"),
 )
 
 
@@ -288,6 +293,11 @@ def table(document: dict[str, Any]) -> str:
                     f"| {config['name']} | {s['name']}: all caught up {s['seconds']} s after the restart "
                     f"({s['from_sigterm_s']} s from SIGTERM) | | | {lat['p50']} | {lat['p99']} | {lat['max']} | "
                     f"{s['lost']} | {s['duplicates']} | {s['out_of_order']} | {s['connect']['seconds']} | {s['leave']['settle_s']} |"
+                )
+            elif s["kind"] == "http":
+                lines.append(
+                    f"| {config['name']} | {s['name']}: {s['messages_acked']}/{s['messages_posted']} posts accepted over "
+                    f"HTTP, {s['messages_per_s']}/s, server CPU {s['server_cpu_s']} s |||||||||||"
                 )
             elif s["kind"] == "idle":
                 c = s["connect"]

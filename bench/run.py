@@ -113,8 +113,9 @@ def run(
                 scenarios = tuple(s for s in scenarios if s == "room")
                 subscribers = plan.compare_subscribers or subscribers
         if config.server in {"raw", "stock"}:
-            # No after_seq across a restart: the raw ceiling forgets everything, the stock baseline has no replay.
-            scenarios = tuple(s for s in scenarios if s != "storm")
+            # No after_seq across a restart: the raw ceiling forgets everything, the stock baseline has no replay;
+            # neither has the HTTP API.
+            scenarios = tuple(s for s in scenarios if s not in ("storm", "http"))
         return scenarios, subscribers
 
     def weight(position: int, config: ServerConfig) -> float:
@@ -166,6 +167,8 @@ def run(
             # The storm before many rooms: that one's queue (offered more than is accepted) takes what is left.
             if "storm" in scenarios:
                 steps.append(("storm",))
+            if "http" in scenarios:
+                steps.append(("http",))
             if "rooms" in scenarios:
                 steps.append(("rooms",))
             config_deadline = ctx.deadline
@@ -227,6 +230,9 @@ def one_line(result: dict[str, Any]) -> str:
         return (f"{result['name']}: caught up in {result['seconds']} s after the restart ({result['from_sigterm_s']} s "
                 f"from SIGTERM), {result['reconnected']} reconnected, {result['caught_up']}/{result['subscribers']} "
                 f"caught up, lost {result['lost']} dup {result['duplicates']} ooo {result['out_of_order']}")  # fmt: skip
+    if result["kind"] == "http":
+        return (f"{result['name']}: {result['messages_acked']}/{result['messages_posted']} accepted, "
+                f"{result['messages_per_s']}/s, server CPU {result['server_cpu_s']} s")  # fmt: skip
     if result["kind"] == "idle":
         c = result["connect"]
         return (f"{result['name']}: {c['ok']}/{c['clients']} open in {c['seconds']} s, "

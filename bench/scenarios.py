@@ -48,12 +48,14 @@ class Plan:
     storm_initial_backoff: float = 0.1  # a dropped client's first reconnect waits 0.5-1.5x this, then doubles
     storm_max_backoff: float = 2.0
     storm_kill_after: float = 15.0  # SIGKILL the server if SIGTERM has not ended it by then
+    http_posts: int = 1_000  # posted over HTTP by http_threads at once, as integrations post
+    http_threads: int = 4
     join: bool = True  # subscribers also join_room (presence), as a chat client does
     connect_timeout: float = 120.0
     drain_timeout: float = 60.0
     drain_idle_timeout: float = 10.0
     workers: int = 2
-    scenarios: tuple[str, ...] = ("idle", "room", "rooms", "storm")
+    scenarios: tuple[str, ...] = ("idle", "room", "rooms", "storm", "http")
 
     def users_needed(self) -> int:
         need = 0
@@ -61,8 +63,8 @@ class Plan:
             need = max(need, max(self.room_subscribers) + 1)
         if "rooms" in self.scenarios:
             need = max(need, self.rooms * self.room_users)
-        if "idle" in self.scenarios:
-            need = max(need, min(self.idle, 1))
+        if "idle" in self.scenarios or "http" in self.scenarios:
+            need = max(need, 1)
         if "storm" in self.scenarios:
             # Subscribers beyond the users' number share users (up to 50 connections each: contract §3).
             need = max(need, 1 + min(self.storm_subscribers, max(need - 1, -(-self.storm_subscribers // 40))))
@@ -513,6 +515,27 @@ def scenario_storm(ctx: Context) -> list[dict[str, Any]]:
     return [result]
 
 
+def scenario_http(ctx: Context) -> list[dict[str, Any]]:
+    """HTTP posting: `POST /api/rooms/{room}/messages/` from a few threads at once, each as fast as it is answered
+    (as integrations post), into a room nobody subscribes to: the HTTP path's own cost per post."""
+    plan = ctx.plan
+    host = ctx.tokens[0]
+    (room,) = create_rooms(ctx, host, [f"{ctx.tag}-http"])
+    port = ctx.servers.ports[0]
+    # A first few posts open the server's pooled connections and caches, as a running server has them.
+    post_over_http(ctx, port=port, token=host, room=room, phase=20_000, count=20, deadline=time.monotonic() + ctx.bound(30))
+    meter = Measurement(ctx.servers)
+    posted = post_over_http(ctx, port=port, token=host, room=room, phase=20_001, count=plan.http_posts,
+                            threads=plan.http_threads, deadline=time.monotonic() + ctx.bound(plan.drain_timeout))  # fmt: skip
+    cpu, wall = meter.done()
+    return [{
+        "name": f"http-{plan.http_posts}", "kind": "http", "threads": plan.http_threads,
+        "messages_posted": plan.http_posts, "messages_acked": posted["acked"], "response_statuses": posted["statuses"],
+        "seconds": round(wall, 3), "messages_per_s": round(posted["acked"] / wall, 1) if wall else None,
+        "server_cpu_s": round(cpu, 3), "cpu": meter.breakdown(),
+    }]  # fmt: skip
+
+
 def run_scenario(ctx: Context, kind: str, *args: Any) -> list[dict[str, Any]]:
     """Run one scenario; a failure or timeout is recorded in the result, never aborts the run."""
     name = f"{kind}-{args[0]}" if args else kind
@@ -524,6 +547,8 @@ def run_scenario(ctx: Context, kind: str, *args: Any) -> list[dict[str, Any]]:
             results = scenario_rooms(ctx)
         elif kind == "storm":
             results = scenario_storm(ctx)
+        elif kind == "http":
+            results = scenario_http(ctx)
         else:
             results = scenario_idle(ctx)
     except Exception as exc:  # a broken scenario is a result too; the run goes on

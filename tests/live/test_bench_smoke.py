@@ -35,7 +35,7 @@ def test_tiny_bench_run_writes_complete_result_without_losing_messages(tmp_path:
     postgres_url, database, redis_url = _urls()
     command = [
         # The reconnect storm has its own smoke test (tests/live/test_bench_raw_smoke.py).
-        sys.executable, "-m", "bench", "--smoke", "--configs", "daphne-pubsub-1,stock-pubsub-1", "--scenarios", "idle,room,rooms",
+        sys.executable, "-m", "bench", "--smoke", "--configs", "daphne-pubsub-1,stock-pubsub-1", "--scenarios", "idle,room,rooms,http",
         "--postgres-url", postgres_url, "--database", database, "--redis-url", redis_url, "--out", str(tmp_path),
     ]  # fmt: skip
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=220)
@@ -48,7 +48,7 @@ def test_tiny_bench_run_writes_complete_result_without_losing_messages(tmp_path:
     config, stock = result["configs"]
     assert config["name"] == "daphne-pubsub-1" and "error" not in config
     scenarios = {s["name"]: s for s in config["scenarios"]}
-    assert set(scenarios) == {"idle-5"} | DELIVERY_SCENARIOS, [s.get("error") for s in scenarios.values()]
+    assert set(scenarios) == {"idle-5", "http-8"} | DELIVERY_SCENARIOS, [s.get("error") for s in scenarios.values()]
 
     idle = scenarios["idle-5"]
     assert idle["connect"]["ok"] == 5 and idle["connect"]["failed"] == 0
@@ -68,9 +68,15 @@ def test_tiny_bench_run_writes_complete_result_without_losing_messages(tmp_path:
         assert s["frames_per_server_cpu_s"] is None or s["frames_per_server_cpu_s"] > 0, name
         assert s["latency_cdf"]["ms"], name
 
+    http = scenarios["http-8"]
+    assert http["response_statuses"] == {"201": 8} and http["messages_acked"] == 8
+    assert http["messages_per_s"] > 0 and http["server_cpu_s"] >= 0
+    assert "http_posts_per_s" in config["figures"]
+
     assert any(check["target"].startswith("zero lost") and check["ok"] for check in result["targets"][config["name"]])
     # The stock-Channels baseline (bench/stock.py) speaks enough of the contract to be measured alongside.
     assert stock["name"] == "stock-pubsub-1" and "error" not in stock
+    assert "http-8" not in {s["name"] for s in stock["scenarios"]}  # no HTTP API to post to
     for s in stock["scenarios"]:
         if s["name"] in DELIVERY_SCENARIOS:
             assert s["delivered_frames"] == s["expected_frames"] > 0 and s["lost"] == 0, s["name"]
