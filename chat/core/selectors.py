@@ -101,9 +101,9 @@ def present_users_by_room(room_ids: Iterable[int]) -> dict[int, list[dict[str, A
     """
     rows = (
         Presence.objects.filter(room_id__in=list(room_ids), connection__seen_at__gte=live_connection_cutoff())
-        .values_list("room_id", "connection__user_id", "connection__user__username")
+        .values_list("room_id", "user_id", "user__username")
         .distinct()
-        .order_by("room_id", "connection__user_id")
+        .order_by("room_id", "user_id")
     )
     users: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for room_id, user_id, username in rows:
@@ -183,7 +183,7 @@ def _join_state_columns(*, user_id: int, cutoff: Any) -> dict[str, Any]:
     return {
         "is_member": Exists(Membership.objects.filter(room_id=OuterRef("pk"), user_id=user_id)),
         "is_banned": Exists(Ban.objects.filter(room_id=OuterRef("pk"), user_id=user_id)),
-        "is_present": Exists(Presence.objects.filter(room_id=OuterRef("pk"), connection__user_id=user_id, connection__seen_at__gte=cutoff)),
+        "is_present": Exists(Presence.objects.filter(room_id=OuterRef("pk"), user_id=user_id, connection__seen_at__gte=cutoff)),
     }
 
 
@@ -389,8 +389,8 @@ def present_pairs(*, room_ids: Iterable[int], user_ids: Iterable[int]) -> set[tu
     """The (room, user) pairs among these rooms and users where the user has a live connection in the room."""
     return set(
         Presence.objects.filter(
-            room_id__in=list(room_ids), connection__user_id__in=list(user_ids), connection__seen_at__gte=live_connection_cutoff()
-        ).values_list("room_id", "connection__user_id")
+            room_id__in=list(room_ids), user_id__in=list(user_ids), connection__seen_at__gte=live_connection_cutoff()
+        ).values_list("room_id", "user_id")
     )
 
 

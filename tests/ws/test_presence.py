@@ -131,3 +131,26 @@ async def test_a_status_change_from_a_process_of_the_earlier_version_is_pushed_t
         event = {"type": groups.USER_STATUS_EVENT, "data": data, "group": groups.ONLINE_USERS_GROUP}
         await get_channel_layer().group_send(groups.ONLINE_USERS_GROUP, event)
         assert await a.next_push() == {"action": "user_status", "request_id": "online", "data": data}
+
+
+@database_sync_to_async
+def presence_of_a_dead_process(user: Any, room_id: int) -> None:
+    """What a process that crashed leaves until the sweep: a presence on a connection it stopped renewing."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    stale = Connection.objects.create(channel_name="conn.dead", user=user, server_id="dead", seen_at=timezone.now() - timedelta(hours=1))
+    Presence.objects.create(connection=stale, room_id=room_id, user=user)
+
+
+async def test_a_presence_left_by_a_dead_process_does_not_make_a_join_a_non_change() -> None:
+    alice, bob = await user_factory(username="alice"), await user_factory(username="bob")
+    room = await room_factory(host=bob)
+    await presence_of_a_dead_process(alice, room.pk)
+    async with connect(bob) as b:
+        await b.request("join_room", pk=room.pk)
+        assert await presence_users(b, room.pk) == ["bob"]  # the dead connection's alice is not shown
+        async with connect(alice) as a:
+            await a.request("join_room", pk=room.pk)
+            assert await presence_users(b, room.pk) == ["alice", "bob"]  # so her join is a change, and pushed

@@ -42,7 +42,7 @@ def _other_process_joins(room_id: int, user: Any) -> None:
     from django.utils import timezone
 
     other = Connection.objects.create(channel_name="conn.other-process", user=user, server_id="other", seen_at=timezone.now())
-    Presence.objects.create(connection=other, room_id=room_id)
+    Presence.objects.create(connection=other, room_id=room_id, user=user)
 
 
 async def test_another_process_change_shows_once_its_push_arrives() -> None:

@@ -72,7 +72,7 @@ def connections_close(*, channel_names: list[str]) -> tuple[list[int], list[int]
 
     Returns the rooms whose set of present users changed, and the users left with no live connection.
     """
-    presences = set(Presence.objects.filter(connection_id__in=channel_names).values_list("room_id", "connection__user_id"))
+    presences = set(Presence.objects.filter(connection_id__in=channel_names).values_list("room_id", "user_id"))
     user_ids = set(Connection.objects.filter(pk__in=channel_names).values_list("user_id", flat=True))
     # Presence first: then deleting the connections needs no cascade look-up.
     Presence.objects.filter(connection_id__in=channel_names).delete()
@@ -135,12 +135,14 @@ def connection_heartbeat(*, server_id: str, held: dict[str, tuple[int | None, li
             batch_size=BULK_BATCH_SIZE,
         )
         beat.revived_user_ids = sorted(user_ids - online_before)
-    wanted = {(name, room_id) for name, (_, room_ids) in held.items() for room_id in room_ids}
+    # A connection without a user holds no room (it cannot join one).
+    owners = {name: user_id for name, (user_id, _) in held.items() if user_id is not None}
+    wanted = {(name, room_id) for name, (_, room_ids) in held.items() if name in owners for room_id in room_ids}
     if wanted:
         present = set(Presence.objects.filter(connection__server_id=server_id).values_list("connection_id", "room_id"))
         lost = wanted - present
         rooms = set(Room.objects.filter(pk__in={room_id for _, room_id in lost}).values_list("pk", flat=True)) if lost else set()
-        revived = [Presence(connection_id=name, room_id=room_id) for name, room_id in lost if room_id in rooms]
+        revived = [Presence(connection_id=name, room_id=room_id, user_id=owners[name]) for name, room_id in lost if room_id in rooms]
         Presence.objects.bulk_create(revived, ignore_conflicts=True, batch_size=BULK_BATCH_SIZE)
         beat.revived_rooms = sorted({presence.room_id for presence in revived})
     inactive = selectors.inactive_user_connections(server_id=server_id)
@@ -186,7 +188,9 @@ def presence_enter(*, channel_name: str, room_id: int, user: User) -> tuple[bool
                 if newcomer:
                     _add_member(room_id=room_id, user_id=user.pk)
                     room.member_count += 1  # type: ignore[attr-defined]
-                Presence.objects.bulk_create([Presence(connection_id=channel_name, room_id=room_id)], ignore_conflicts=True)
+                Presence.objects.bulk_create(
+                    [Presence(connection_id=channel_name, room_id=room_id, user_id=user.pk)], ignore_conflicts=True
+                )
     except IntegrityError as exc:  # a foreign key to a room that does not exist (checked at the latest on commit)
         raise RoomNotFound() from exc
     if newcomer:
@@ -209,9 +213,9 @@ def _insert_member_and_presence(*, channel_name: str, room_id: int, user_id: int
     row = fetch_prepared(
         f"WITH member AS (INSERT INTO {_MEMBERSHIPS} (room_id, user_id, role, joined_at, last_read_seq)"
         f" SELECT id, %s, %s, %s, last_seq FROM {_ROOMS} WHERE id = %s AND %s ON CONFLICT DO NOTHING RETURNING 1),"
-        f" present AS (INSERT INTO {_PRESENCES} (connection_id, room_id) VALUES (%s, %s) ON CONFLICT DO NOTHING)"
+        f" present AS (INSERT INTO {_PRESENCES} (connection_id, room_id, user_id) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING)"
         " SELECT count(*) FROM member",
-        [user_id, Role.MEMBER.value, timezone.now(), room_id, newcomer, channel_name, room_id],
+        [user_id, Role.MEMBER.value, timezone.now(), room_id, newcomer, channel_name, room_id, user_id],
     )
     return bool(row and row[0])
 
