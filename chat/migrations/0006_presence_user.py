@@ -16,6 +16,17 @@ def copy_users(apps, schema_editor):  # type: ignore[no-untyped-def]
     Presence.objects.update(user_id=Subquery(Connection.objects.filter(pk=OuterRef("connection_id")).values("user_id")[:1]))
 
 
+def user_field(*, null: bool) -> models.ForeignKey:  # type: ignore[type-arg]
+    return models.ForeignKey(
+        null=null,
+        db_constraint=False,
+        db_index=False,
+        on_delete=django.db.models.deletion.DO_NOTHING,
+        related_name="+",
+        to=settings.AUTH_USER_MODEL,
+    )
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("chat", "0005_post_message_function"),
@@ -23,30 +34,10 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AddField(
-            model_name="presence",
-            name="user",
-            field=models.ForeignKey(
-                null=True,
-                db_constraint=False,
-                db_index=False,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to=settings.AUTH_USER_MODEL,
-            ),
-        ),
+        # Nullable until copy_users has filled it.
+        migrations.AddField(model_name="presence", name="user", field=user_field(null=True)),
         migrations.RunPython(copy_users, migrations.RunPython.noop),
-        migrations.AlterField(
-            model_name="presence",
-            name="user",
-            field=models.ForeignKey(
-                db_constraint=False,
-                db_index=False,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to=settings.AUTH_USER_MODEL,
-            ),
-        ),
+        migrations.AlterField(model_name="presence", name="user", field=user_field(null=False)),
         migrations.AddIndex(model_name="presence", index=models.Index(fields=["room", "user"], name="presence_room_user")),
         migrations.AlterField(
             model_name="presence",
