@@ -62,8 +62,7 @@ def member_add(*, room_id: int, actor: User, user: User) -> tuple[Membership, bo
 def _end_membership(*, room: Room, user_id: int, reason: str) -> bool:
     """Delete the membership and the user's presence in the room; tell their connections. True if they were a member."""
     deleted, _ = Membership.objects.filter(room_id=room.pk, user_id=user_id).delete()
-    present = Presence.objects.filter(room_id=room.pk, user_id=user_id)
-    Presence.objects.filter(pk__in=list(present.values_list("pk", flat=True))).delete()
+    Presence.objects.filter(room_id=room.pk, user_id=user_id).delete()
     if deleted or reason == "banned":
         access.membership_changed(user_id=user_id, room_id=room.pk, role=None, reason=reason, visible=room.kind == RoomKind.PUBLIC)
     return bool(deleted)
