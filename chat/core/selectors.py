@@ -154,7 +154,9 @@ def room_assert_exists(*, pk: int) -> None:
 def room_for_posting(*, room_id: int, user_id: int) -> "RoomForPosting | None":
     """The room's seq counter and kind, its row locked until the transaction ends, and `is_member` for this user; None if no such room."""
     membership = Membership.objects.filter(room_id=OuterRef("pk"), user_id=user_id)
-    rooms = Room.objects.select_for_update().only("pk", "last_seq", "kind").annotate(is_member=Exists(membership)).filter(pk=room_id)
+    rooms = (
+        Room.objects.select_for_update(no_key=True).only("pk", "last_seq", "kind").annotate(is_member=Exists(membership)).filter(pk=room_id)
+    )
     return next(iter(rooms.order_by()), None)
 
 
