@@ -11,7 +11,6 @@ worker computes sender->receiver latency from it.
 """
 
 import asyncio
-import json
 import random
 import time
 from array import array
@@ -20,12 +19,13 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+import orjson
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 from bench.server import pin_to, raise_nofile_limit
 
 SUBSCRIPTION_ID = "bench-sub"
+CLOSE_TIMEOUT_S = 2.0
 # Slots of each worker's row in the shared counters array.
 CONNECTED, RECEIVED, SENT, ACKED = range(4)
 COUNTER_SLOTS = 4
@@ -81,17 +81,52 @@ def message_text(client: int, phase: int, n: int, size: int) -> str:
     return head + "x" * max(0, size - len(head))
 
 
+class _Listener(WSListener):
+    """A connection's picows callbacks: each text message goes to its Client as it arrives, no task per frame."""
+
+    def __init__(self, client: "Client") -> None:
+        self.client = client
+        self.fragments: list[bytes] = []
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.client.is_open = True
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        kind = frame.msg_type
+        if kind == WSMsgType.TEXT or kind == WSMsgType.CONTINUATION:
+            payload = frame.get_payload_as_bytes()
+            if frame.fin and not self.fragments:
+                self.client.on_message(payload)
+                return
+            self.fragments.append(payload)
+            if frame.fin:
+                message, self.fragments = b"".join(self.fragments), []
+                self.client.on_message(message)
+        elif kind == WSMsgType.CLOSE:
+            if not transport.is_close_frame_sent:  # the server's close: answer it, as the closing handshake asks
+                transport.send_close(frame.get_close_code())
+            transport.disconnect()
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self.client.on_disconnected()
+
+
 class Client:
-    """One WebSocket connection with a reader task that routes responses and records deliveries."""
+    """One WebSocket connection whose frames route responses to their futures and record deliveries.
+
+    picows (C-level framing, a callback per frame) rather than websockets: in the reconnect
+    storm one load-generator core parses 400,000 frames, and websockets' framing and its
+    reader task per connection made the load generator, not the server, the bottleneck.
+    """
 
     def __init__(self, spec: ClientSpec, options: Options, worker: "Worker") -> None:
         self.spec = spec
         self.options = options
         self.worker = worker
-        self.ws: ClientConnection | None = None
+        self.transport: WSTransport | None = None
+        self.is_open = False
         self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.next_id = 0
-        self.reader: asyncio.Task[None] | None = None
         self.seen = bytearray()  # seen[seq] == 1 once that seq was delivered
         self.last_seq = 0
         self.unique = 0
@@ -109,17 +144,19 @@ class Client:
             url += f"?token={self.spec.token}"
         else:
             headers = {"Authorization": f"Token {self.spec.token}"}
-        self.ws = await connect(
-            url,
-            additional_headers=headers,
-            compression=None,
-            ping_interval=None,
-            open_timeout=self.options.open_timeout,
-            close_timeout=2,
-            max_size=2**24,
-            max_queue=None,
+        self.transport, _ = await asyncio.wait_for(
+            ws_connect(
+                lambda: _Listener(self),
+                url,
+                extra_headers=headers,
+                websocket_handshake_timeout=self.options.open_timeout,
+                max_frame_size=2**24,
+                read_buffer_init_size=4096,
+            ),
+            self.options.open_timeout,
         )
-        self.reader = asyncio.create_task(self.read())
+        if not self.is_open:  # the server closed it as soon as it was open (on_disconnected ran already)
+            raise ConnectionError("connection closed during the handshake")
         if self.spec.join:
             await self.request({"action": "join_room", "pk": self.spec.room})
         if self.spec.subscribe:
@@ -137,82 +174,72 @@ class Client:
 
     def send(self, frame: dict[str, Any], request_id: Any = None) -> "asyncio.Future[dict[str, Any]]":
         """Send one request now; the returned future resolves with its response."""
-        assert self.ws is not None
         if request_id is None:
             self.next_id += 1
             request_id = self.next_id
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        if not self.is_open or self.transport is None:
+            future.set_exception(ConnectionError("connection closed"))
+            return future
         self.pending[request_id] = future
-        frame = dict(frame, request_id=request_id)
-        asyncio.ensure_future(self._write(json.dumps(frame), future))
+        self.transport.send(WSMsgType.TEXT, orjson.dumps(dict(frame, request_id=request_id)))
         return future
 
-    async def _write(self, text: str, future: "asyncio.Future[dict[str, Any]]") -> None:
-        assert self.ws is not None
-        try:
-            await self.ws.send(text)
-        except ConnectionClosed as exc:
-            if not future.done():
-                future.set_exception(exc)
-
-    async def read(self) -> None:
-        """Route every frame: responses to their futures, message events to the statistics."""
-        assert self.ws is not None
+    def on_message(self, raw: bytes) -> None:
+        """Route one message: a response to its future, a message event to the statistics."""
         stats = self.worker.stats
-        counters, base = self.worker.counters, self.worker.base
-        try:
-            async for raw in self.ws:
-                # Presence pushes can be large and are not measured: skip them without parsing.
-                if '"presence"' in raw[:40]:
-                    stats.other_frames += 1
-                    continue
-                frame = json.loads(raw)
-                if "response_status" in frame:
-                    future = self.pending.pop(frame.get("request_id"), None)
-                    if future is not None and not future.done():
-                        future.set_result(frame)
-                    continue
-                if frame.get("action") != "create" or frame.get("request_id") != SUBSCRIPTION_ID:
-                    stats.other_frames += 1
-                    continue
-                now = time.monotonic_ns()
-                data = frame["data"]
-                seq = data["seq"]
-                if seq >= len(self.seen):
-                    self.seen.extend(bytes(seq + 1024 - len(self.seen)))
-                if self.seen[seq]:
-                    stats.duplicates += 1
-                    continue
-                self.seen[seq] = 1
-                if seq < self.last_seq:
-                    stats.out_of_order += 1
-                else:
-                    self.last_seq = seq
-                self.unique += 1
-                parts = data["text"].split(":", 5)
-                if parts[0] != "b" or int(parts[2]) != self.worker.phase:
-                    # An earlier phase's message whose response came too late: not this phase's figure.
-                    stats.stale += 1
-                    continue
-                stats.delivered += 1
-                counters[base + RECEIVED] += 1
-                stats.latencies_ms.append((now - int(parts[4])) / 1e6)
-                seconds = now / 1e9
-                if stats.first_receive is None:
-                    stats.first_receive = seconds
-                stats.last_receive = seconds
-        except ConnectionClosed:
-            pass
-        finally:
-            if not self.worker.closing:
-                self.closed_by_server = True
-            for future in self.pending.values():
-                if not future.done():
-                    future.set_exception(ConnectionError("connection closed"))
-            self.pending.clear()
-            if self.worker.storm is not None and not self.worker.closing and not self.reconnecting:
-                self.reconnecting = True
-                self.worker.reconnects.add(asyncio.ensure_future(self.reconnect(self.worker.storm)))
+        # Presence pushes can be large and are not measured: skip them without parsing.
+        if b'"presence"' in raw[:40]:
+            stats.other_frames += 1
+            return
+        frame = orjson.loads(raw)
+        if "response_status" in frame:
+            future = self.pending.pop(frame.get("request_id"), None)
+            if future is not None and not future.done():
+                future.set_result(frame)
+            return
+        if frame.get("action") != "create" or frame.get("request_id") != SUBSCRIPTION_ID:
+            stats.other_frames += 1
+            return
+        now = time.monotonic_ns()
+        data = frame["data"]
+        seq = data["seq"]
+        if seq >= len(self.seen):
+            self.seen.extend(bytes(seq + 1024 - len(self.seen)))
+        if self.seen[seq]:
+            stats.duplicates += 1
+            return
+        self.seen[seq] = 1
+        if seq < self.last_seq:
+            stats.out_of_order += 1
+        else:
+            self.last_seq = seq
+        self.unique += 1
+        parts = data["text"].split(":", 5)
+        if parts[0] != "b" or int(parts[2]) != self.worker.phase:
+            # An earlier phase's message whose response came too late: not this phase's figure.
+            stats.stale += 1
+            return
+        stats.delivered += 1
+        self.worker.counters[self.worker.base + RECEIVED] += 1
+        stats.latencies_ms.append((now - int(parts[4])) / 1e6)
+        seconds = now / 1e9
+        if stats.first_receive is None:
+            stats.first_receive = seconds
+        stats.last_receive = seconds
+
+    def on_disconnected(self) -> None:
+        """The connection ended: fail what waits for a response; in a storm, reconnect."""
+        self.is_open = False
+        if not self.worker.closing:
+            self.closed_by_server = True
+        for future in self.pending.values():
+            if not future.done():
+                future.set_exception(ConnectionError("connection closed"))
+        self.pending.clear()
+        if self.worker.storm is not None and not self.worker.closing and not self.reconnecting:
+            self.reconnecting = True
+            self.worker.reconnects.add(asyncio.ensure_future(self.reconnect(self.worker.storm)))
 
     async def reconnect(self, policy: dict[str, float]) -> None:
         """Reconnect as a client would after its server went away: jittered exponential backoff, then resume
@@ -238,7 +265,6 @@ class Client:
     async def post(self, post: dict[str, Any], deadline: float, result: dict[str, Any]) -> None:
         """Send create_message: `{"mode": "window", "count", "window"}` as fast as a bounded window of
         outstanding requests allows, or `{"mode": "rate", "rate", "duration"}` at a fixed rate."""
-        assert self.ws is not None
         counters, base = self.worker.counters, self.worker.base
         loop = asyncio.get_running_loop()
         acked: Counter = result["acked"]
@@ -278,7 +304,7 @@ class Client:
         if post["mode"] == "window":
             window = asyncio.Semaphore(post["window"])
             for n in range(post["count"]):
-                if time.monotonic() >= deadline or self.ws.state.name != "OPEN":
+                if time.monotonic() >= deadline or not self.is_open:
                     break
                 try:
                     await asyncio.wait_for(window.acquire(), max(0.0, deadline - time.monotonic()))
@@ -291,7 +317,7 @@ class Client:
             start = loop.time() + random.random() * interval  # spread many posters over the second
             end = min(loop.time() + post["duration"], loop.time() + max(0.0, deadline - time.monotonic()))
             n = 0
-            while self.ws.state.name == "OPEN":
+            while self.is_open:
                 at = start + n * interval
                 if at >= end:
                     break
@@ -304,10 +330,18 @@ class Client:
             statuses["unanswered"] += len(outstanding)
 
     async def close(self) -> None:
-        if self.ws is not None:
-            await self.ws.close()
-        if self.reader is not None:
-            await asyncio.gather(self.reader, return_exceptions=True)
+        """The closing handshake, then the TCP close (given up on after CLOSE_TIMEOUT_S)."""
+        transport = self.transport
+        if transport is None:
+            return
+        if not transport.is_disconnected and not transport.is_close_frame_sent:
+            transport.send_close(WSCloseCode.OK)
+        try:
+            await asyncio.wait_for(transport.wait_disconnected(), CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            transport.disconnect()
+        except Exception:  # a failure picows detected locally, re-raised here: the connection is gone all the same
+            pass
 
 
 class Worker:
