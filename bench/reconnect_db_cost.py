@@ -2,8 +2,9 @@
 
 Runs what one client's reconnect asks of the database (the handshake's statement, the join's
 read and write, the subscription's read: the services its thread hops call), N times for
-N connections of 50 users in one room, in a fresh scratch database whose tables were analyzed
-while empty (as the bench's maintenance leaves them before a scenario). Prints the CPU
+N connections of 50 users in one room holding a few messages (as the storm's room does), in a
+fresh scratch database whose tables were analyzed while empty (as the bench's maintenance
+leaves them before a scenario). Prints the CPU
 PostgreSQL's backends used per reconnect, per step, from /proc: PostgreSQL must run on this
 machine. The reconnect storm's first seconds are bound by this (bench/README.md, session 8).
 """
@@ -19,6 +20,7 @@ from bench.server import prepare_database
 
 DATABASE = "bench_reconnect_db_cost"
 USERS = 50
+MESSAGES = 10  # so that a join reads the room's last message, as in the storm
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -54,6 +56,8 @@ def main() -> None:
     keys = [Token.objects.create(user=user).key for user in users]
     room = Room.objects.create(name="reconnect", host=users[0])
     Membership.objects.bulk_create([Membership(room=room, user=user) for user in users])
+    for n in range(MESSAGES):
+        services.message_create(room_id=room.pk, author=users[n % USERS], text=f"before the restart {n}")
     with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as admin:
         admin.execute("VACUUM ANALYZE")
         steps: dict[str, float] = {"handshake": 0.0, "join": 0.0, "subscribe": 0.0}

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict, TypeVar, cast
 
 from django.conf import settings
-from django.db.models import Case, Count, Exists, F, IntegerField, Model, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import Case, Count, Exists, F, FilteredRelation, IntegerField, Model, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
@@ -221,11 +221,29 @@ def _loaded(model: type[M], row: dict[str, Any]) -> M:
 
 
 _ROOM_COLUMNS = ("id", "name", "kind", "created_at", "host_id")
+_MESSAGE_COLUMNS = ("id", "room_id", "seq", "user_id", "text", "client_id", "created_at", "edited_at", "reply_to")
+# The room's newest message, joined in: it is the one at the room's last_seq unless that one was deleted.
+_LAST_MESSAGE_COLUMNS = tuple(f"message_at_last_seq__{name}" for name in (*_MESSAGE_COLUMNS, "user__username"))
 _room_for_entering = CompiledQuery(
     lambda room_id, user_id, cutoff: (
         Room.objects.filter(pk=room_id)
-        .annotate(**_room_live_columns(), **_join_state_columns(user_id=user_id, cutoff=cutoff))
-        .values(*_ROOM_COLUMNS, "host__username", "newest_message_id", "member_count", *_JOIN_STATE_FIELDS[2:])
+        .annotate(
+            message_at_last_seq=FilteredRelation("messages", condition=Q(messages__seq=F("last_seq"))),
+            message_at_last_seq_has_reactions=Exists(
+                Reaction.objects.filter(message__room=OuterRef("pk"), message__seq=OuterRef("last_seq"))
+            ),
+            **_room_live_columns(),
+            **_join_state_columns(user_id=user_id, cutoff=cutoff),
+        )
+        .values(
+            *_ROOM_COLUMNS,
+            "host__username",
+            "newest_message_id",
+            "member_count",
+            *_JOIN_STATE_FIELDS[2:],
+            *_LAST_MESSAGE_COLUMNS,
+            "message_at_last_seq_has_reactions",
+        )  # fmt: skip
         .order_by()[:1]
     ),
     room_id=_ROOM_ID,
@@ -236,13 +254,27 @@ _room_for_entering = CompiledQuery(
 
 def room_for_entering(*, room_id: int, user_id: int) -> tuple[JoinState, Room] | None:
     """room_for_joining, and the room with host, member_count and last_message (current_users empty), in one query
-    (and one more for a last message); None if no such room.
+    (and one more if its newest message is not at its last_seq, that one deleted); None if no such room.
 
     The room is as it was before the join: a newcomer is not in its member_count yet.
     """
     row = _room_for_entering.first(room_id=room_id, user_id=user_id, cutoff=live_connection_cutoff())
-    if row is None:
-        return None
+    return None if row is None else _entering_state_and_room(row)
+
+
+def room_for_entering_sql(*, room_id: int, user_id: int) -> tuple[str, list[Any]] | None:
+    """room_for_entering's query as SQL and parameters, for a statement that does more in the same round trip
+    (columns `id` and `is_member` among them); None: use room_for_entering. Read its rows with room_for_entering_from_row.
+    """
+    return _room_for_entering.embedded(room_id=room_id, user_id=user_id, cutoff=live_connection_cutoff())
+
+
+def room_for_entering_from_row(row: Sequence[Any]) -> tuple[JoinState, Room]:
+    """room_for_entering's answer from a row that starts with room_for_entering_sql's columns."""
+    return _entering_state_and_room(_room_for_entering.decode(row))
+
+
+def _entering_state_and_room(row: dict[str, Any]) -> tuple[JoinState, Room]:
     state: JoinState = {
         "kind": row["kind"],
         "host_id": row["host_id"],
@@ -254,11 +286,16 @@ def room_for_entering(*, room_id: int, user_id: int) -> tuple[JoinState, Room] |
     room.host = _loaded(User, {"id": row["host_id"], "username": row["host__username"]})
     room.member_count = row["member_count"]  # type: ignore[attr-defined]  # as _room_queryset's annotation
     room.current_users = []
-    room.last_message = None if row["newest_message_id"] is None else _last_message(message_id=row["newest_message_id"])
+    if row["message_at_last_seq__id"] is not None:
+        columns = {name.removeprefix("message_at_last_seq__"): row[name] for name in _LAST_MESSAGE_COLUMNS}
+        room.last_message = _message_from_row(columns, row["message_at_last_seq_has_reactions"])
+    elif row["newest_message_id"] is not None:
+        room.last_message = _last_message(message_id=row["newest_message_id"])
+    else:
+        room.last_message = None
     return state, room
 
 
-_MESSAGE_COLUMNS = ("id", "room_id", "seq", "user_id", "text", "client_id", "created_at", "edited_at", "reply_to")
 _last_message_row = CompiledQuery(
     lambda message_id: (
         Message.objects.filter(pk=message_id)
@@ -273,11 +310,14 @@ _last_message_row = CompiledQuery(
 def _last_message(*, message_id: int) -> Message | None:
     """A room's last message for §1 Room: with its author (id and username) and reactions; None if it is gone."""
     row = _last_message_row.first(message_id=message_id)
-    if row is None:
-        return None
+    return None if row is None else _message_from_row(row, row["has_reactions"])
+
+
+def _message_from_row(row: dict[str, Any], has_reactions: bool) -> Message:
+    """A message with its author (id and username, `user__username`) and reactions, from its columns."""
     message = _loaded(Message, row)
     message.user = _loaded(User, {"id": row["user_id"], "username": row["user__username"]})
-    if row["has_reactions"]:
+    if has_reactions:
         attach_reactions([message])
     else:  # most messages have none: no query for them
         message.reaction_summary = []

@@ -116,6 +116,12 @@ async def test_join_room_answers_the_room_as_retrieve_does() -> None:
         assert joined["data"]["last_message"]["reactions"] == [{"emoji": "👍", "count": 1, "user_ids": [bob.pk]}]
         assert joined["data"]["member_count"] == 3
         assert joined["data"] == (await a.request("retrieve", pk=room.pk))["data"]
+        # The newest message deleted: the last message is the one before it, not the room's last seq.
+        newest, _ = await database_sync_to_async(services.message_store)(room_id=room.pk, author=host, text="second")
+        await database_sync_to_async(services.message_delete)(message=newest, user=host)
+        joined = await b.request("join_room", pk=room.pk)
+        assert joined["data"]["last_message"]["id"] == message.pk
+        assert joined["data"] == (await b.request("retrieve", pk=room.pk))["data"]
 
 
 async def test_a_status_change_from_a_process_of_the_earlier_version_is_pushed_too() -> None:

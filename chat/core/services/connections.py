@@ -173,17 +173,18 @@ def presence_enter(*, channel_name: str, room_id: int, user: User) -> tuple[bool
     Returns whether the set of present users changed, and the room as §1 gives it
     (host, member_count, last_message; current_users empty: the caller knows them).
     """
-    # A crowd joining a room is bound by this: on PostgreSQL two round trips (the state
-    # and the room in one query, then membership and presence in one statement).
+    # A crowd joining (or rejoining after a restart) is bound by this: on PostgreSQL one round
+    # trip for a member (the state, the room and the presence in one statement), two for a
+    # newcomer (then membership and presence in one statement).
     try:
         if connection.vendor == "postgresql":
-            state, room = _room_for_entering(room_id=room_id, user=user)
+            state, room, entered = _room_entered_if_member(channel_name=channel_name, room_id=room_id, user_id=user.pk)
             newcomer = _check_join(state)
-            if _insert_member_and_presence(channel_name=channel_name, room_id=room_id, user_id=user.pk, newcomer=newcomer):
+            if not entered and _insert_member_and_presence(channel_name=channel_name, room_id=room_id, user_id=user.pk, newcomer=newcomer):
                 room.member_count += 1  # type: ignore[attr-defined]
         else:
             with transaction.atomic():  # SQLite serialises writers: the state stays exact until commit
-                state, room = _room_for_entering(room_id=room_id, user=user)
+                state, room = _room_for_entering(room_id=room_id, user_id=user.pk)
                 newcomer = _check_join(state)
                 if newcomer:
                     _add_member(room_id=room_id, user_id=user.pk)
@@ -198,14 +199,33 @@ def presence_enter(*, channel_name: str, room_id: int, user: User) -> tuple[bool
     return not state["is_present"], room
 
 
-def _room_for_entering(*, room_id: int, user: User) -> tuple[selectors.JoinState, Room]:
-    found = selectors.room_for_entering(room_id=room_id, user_id=user.pk)
+def _room_for_entering(*, room_id: int, user_id: int) -> tuple[selectors.JoinState, Room]:
+    found = selectors.room_for_entering(room_id=room_id, user_id=user_id)
     if found is None:
         raise RoomNotFound()
     return found
 
 
 _MEMBERSHIPS, _PRESENCES, _ROOMS = Membership._meta.db_table, Presence._meta.db_table, Room._meta.db_table
+
+
+def _room_entered_if_member(*, channel_name: str, room_id: int, user_id: int) -> tuple[selectors.JoinState, Room, bool]:
+    """PostgreSQL: room_for_entering, and the presence recorded in the same statement if the user is a member
+    (_check_join lets every member in); True if it was. Anyone else's join is judged first, then written."""
+    embedded = selectors.room_for_entering_sql(room_id=room_id, user_id=user_id)
+    if embedded is None:
+        state, room = _room_for_entering(room_id=room_id, user_id=user_id)
+        return state, room, False
+    sql, params = embedded
+    row = fetch_prepared(
+        f"WITH r AS ({sql}), present AS (INSERT INTO {_PRESENCES} (connection_id, room_id, user_id)"
+        " SELECT %s, r.id, %s FROM r WHERE r.is_member ON CONFLICT DO NOTHING) SELECT * FROM r",
+        [*params, channel_name, user_id],
+    )
+    if row is None:
+        raise RoomNotFound()
+    state, room = selectors.room_for_entering_from_row(row)
+    return state, room, state["is_member"]
 
 
 def _insert_member_and_presence(*, channel_name: str, room_id: int, user_id: int, newcomer: bool) -> bool:
