@@ -243,7 +243,7 @@ _room_for_entering = CompiledQuery(
             *_JOIN_STATE_FIELDS[2:],
             *_LAST_MESSAGE_COLUMNS,
             "message_at_last_seq_has_reactions",
-        )  # fmt: skip
+        )
         .order_by()[:1]
     ),
     room_id=_ROOM_ID,
