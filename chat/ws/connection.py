@@ -95,6 +95,11 @@ class ChatConnection(ProtocolConsumer):
             await realtime.forget_connection(self.channel_name)
         finally:
             realtime.unregister(self)
+            # A stream refers back to this consumer (its push, detach, close): ended and dropped, the
+            # closed connection is freed by reference counting, not left to the collector's full passes.
+            for stream in self.message_streams.values():
+                stream.end()
+            self.message_streams.clear()
 
     async def sync_room_group(self, room_id: int) -> None:
         """Be in the room's presence/typing audience exactly while present or subscribed to its messages."""

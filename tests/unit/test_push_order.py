@@ -35,7 +35,6 @@ async def connected(server: Server) -> ProtocolConsumer:
     consumer = ProtocolConsumer()
     consumer._asgi_send = server
     consumer._text_frames = getattr(server, "text_frames", None)
-    consumer.base_send = consumer._send_in_order
     return consumer
 
 
