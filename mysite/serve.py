@@ -98,6 +98,14 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
         if not plain_text_frames_allowed(self):
             self.plain_text_frames = False
 
+    def connectionLost(self, reason: Any) -> None:
+        super().connectionLost(reason)
+        # autobahn resolves `is_closed` with the protocol itself: a reference cycle that left every
+        # closed connection (protocol, transport, validators, queue: some 50 objects) to the cyclic
+        # collector, whose full passes stall the event loop (bench/README.md, session 10). Nothing
+        # here waits on it; a late waiter still finds it fired.
+        self.is_closed = defer.succeed(None)
+
     def backlog_bytes(self) -> int:
         """Bytes written to the socket's transport that the peer has not taken yet."""
         transport = self.transport
@@ -233,6 +241,10 @@ class InputQueue:
         self.overflowed = False
 
     def put_nowait(self, item: Any) -> None:
+        if self._on_overflow is not None and item.get("type") == "websocket.disconnect":
+            # A closed connection needs no closing; the callback (the protocol's) would keep the
+            # protocol and this queue in a reference cycle (see BoundedWebSocketProtocol.connectionLost).
+            self._on_overflow = None
         if self._max_bytes is not None and item.get("type") == "websocket.receive":
             if self.overflowed:
                 return
