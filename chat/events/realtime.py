@@ -52,6 +52,11 @@ class _LoopState:
     # The consumers this process really holds, by channel name: what the heartbeat keeps
     # (and re-creates) in the database, and nothing else of this process.
     consumers: dict[str, Any] = field(default_factory=dict)
+    # Held by a heartbeat from its snapshot of `consumers` to its end, and by each batch of
+    # closes while it deletes rows. Otherwise a close could delete a row between the snapshot
+    # and the beat's read, and the beat, taking it for one another process's sweep removed,
+    # wrote it back: a ghost connection (and presence) until the next beat removed it.
+    rows_in_sync: asyncio.Lock = field(default_factory=asyncio.Lock)
     # When the heartbeat last started succeeding (monotonic); None while it fails.
     reachable_since: float | None = None
     # Online-status changes waiting to be sent, in order, and the task sending them.
@@ -245,7 +250,8 @@ async def _forget_closed_connections() -> None:
     channel_names, done = state.closing, state.closed
     state.closing, state.closed = [], None
     try:
-        room_ids, offline_ids = await db_thread(services.connections_close)(channel_names=channel_names)
+        async with state.rows_in_sync:
+            room_ids, offline_ids = await db_thread(services.connections_close)(channel_names=channel_names)
         await _announce_departures(room_ids, offline_ids)
     except Exception:  # the heartbeat's sweep removes what is left once it expires
         logger.exception("could not forget %d closed connections", len(channel_names))
@@ -281,17 +287,18 @@ async def heartbeat_once() -> None:
     Raises when the database does not answer; the caller retries soon.
     """
     state = _state()
-    held_at = timezone.now()  # before the snapshot: a row written after it is never taken for a ghost
-    # A consumer without a user yet is authenticating: its row may be written any moment (no ghost).
-    held = {
-        name: (None if consumer.user is None else consumer.user.pk, list(consumer.present_rooms))
-        for name, consumer in state.consumers.items()
-    }
-    try:
-        beat = await db_thread(services.connection_heartbeat)(server_id=SERVER_ID, held=held, held_at=held_at)
-    except Exception:
-        state.reachable_since = None
-        raise
+    async with state.rows_in_sync:
+        held_at = timezone.now()  # before the snapshot: a row written after it is never taken for a ghost
+        # A consumer without a user yet is authenticating: its row may be written any moment (no ghost).
+        held = {
+            name: (None if consumer.user is None else consumer.user.pk, list(consumer.present_rooms))
+            for name, consumer in state.consumers.items()
+        }
+        try:
+            beat = await db_thread(services.connection_heartbeat)(server_id=SERVER_ID, held=held, held_at=held_at)
+        except Exception:
+            state.reachable_since = None
+            raise
     recovered = state.reachable_since is None
     now = asyncio.get_running_loop().time()
     if recovered:
