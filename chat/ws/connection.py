@@ -91,10 +91,12 @@ class ChatConnection(ProtocolConsumer):
 
     async def close_session(self) -> None:
         await super().close_session()
+        # No longer held before its rows are deleted: a heartbeat taking its snapshot in between
+        # would find the rows gone and write them back (realtime._LoopState.rows_in_sync).
+        realtime.unregister(self)
         try:
             await realtime.forget_connection(self.channel_name)
         finally:
-            realtime.unregister(self)
             # A stream refers back to this consumer (its push, detach, close): ended and dropped, the
             # closed connection is freed by reference counting, not left to the collector's full passes.
             for stream in self.message_streams.values():

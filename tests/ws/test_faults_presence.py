@@ -152,6 +152,46 @@ async def test_a_connection_that_closes_during_a_heartbeat_is_not_written_back(m
         assert await current_users(room.pk) == ["grace"]
 
 
+async def test_a_heartbeat_right_after_a_batch_of_closes_does_not_write_it_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A beat waiting for a batch of closes to finish takes its snapshot as soon as the batch ends.
+
+    The closed consumers were still counted as held until they resumed after the batch: the
+    beat wrote their rows back (bench: 683 ghosts after 10,000 clients closed).
+    """
+    grace, heidi = await user_factory(username="grace"), await user_factory(username="heidi")
+    room = await room_factory(host=grace)
+    deleting, resume = threading.Event(), threading.Event()
+    connections_close = services.connections_close
+
+    def close_after_a_pause(**kwargs: Any) -> Any:
+        deleting.set()
+        resume.wait(5)
+        return connections_close(**kwargs)
+
+    monkeypatch.setattr(services, "connections_close", close_after_a_pause)
+    loop = asyncio.get_running_loop()
+    async with connect(grace) as g:
+        await g.request("join_room", pk=room.pk)
+        async with connect(heidi) as h:
+            await h.request("join_room", pk=room.pk)
+            loop.call_later(0.3, resume.set)
+            beat: asyncio.Future[None] | None = None
+
+            async def beat_while_heidis_rows_are_deleted() -> None:
+                nonlocal beat
+                assert await loop.run_in_executor(None, deleting.wait, 5)
+                beat = asyncio.ensure_future(realtime.heartbeat_once())
+
+            waiting = asyncio.ensure_future(beat_while_heidis_rows_are_deleted())
+        await waiting
+        assert beat is not None
+        await beat
+        connections, presences = await rows()
+        assert [user_id for _, user_id in connections] == [grace.pk]
+        assert [room_id for _, room_id in presences] == [room.pk]
+        assert await current_users(room.pk) == ["grace"]
+
+
 async def test_heartbeat_removes_rows_of_this_process_that_no_consumer_holds() -> None:
     """Finding 2: a row this process wrote but holds no consumer for is a ghost; the heartbeat no longer keeps it fresh."""
     frank = await user_factory(username="frank")
