@@ -250,7 +250,7 @@ async def _forget_closed_connections() -> None:
     channel_names, done = state.closing, state.closed
     state.closing, state.closed = [], None
     try:
-        async with state.rows_in_sync:
+        async with rows_in_sync():
             room_ids, offline_ids = await db_thread(services.connections_close)(channel_names=channel_names)
         await _announce_departures(room_ids, offline_ids)
     except Exception:  # the heartbeat's sweep removes what is left once it expires
@@ -269,6 +269,11 @@ async def _announce_departures(room_ids: list[int], offline_ids: list[int]) -> N
 def register(consumer: Any) -> None:
     """Count an accepted consumer among those this process holds (before its Connection row is written)."""
     _state().consumers[consumer.channel_name] = consumer
+
+
+def rows_in_sync() -> asyncio.Lock:
+    """What a change of this process's connection or presence rows holds against the heartbeat (_LoopState.rows_in_sync)."""
+    return _state().rows_in_sync
 
 
 def unregister(consumer: Any) -> None:

@@ -45,8 +45,17 @@ class PresenceMixin(ConsumerMixin):
     @action()
     async def leave_room(self, **params: Any) -> Status:
         room_id = validate(PkParamSerializer, params)["pk"]
-        changed = await db_thread(services.presence_leave)(channel_name=self.channel_name, room_id=room_id, user=self.user)
+        # No longer counted as present before the row goes, and not while a heartbeat compares the rows with
+        # what this process holds: a beat in between would write the row back (realtime.rows_in_sync).
+        was_present = room_id in self.present_rooms
         self.present_rooms.pop(room_id, None)
+        async with realtime.rows_in_sync():
+            try:
+                changed = await db_thread(services.presence_leave)(channel_name=self.channel_name, room_id=room_id, user=self.user)
+            except BaseException:
+                if was_present:
+                    self.present_rooms[room_id] = None
+                raise
         if self.last_joined_room == room_id:
             self.last_joined_room = None
         await self.sync_room_group(room_id)

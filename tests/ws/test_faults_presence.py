@@ -192,6 +192,60 @@ async def test_a_heartbeat_right_after_a_batch_of_closes_does_not_write_it_back(
         assert await current_users(room.pk) == ["grace"]
 
 
+async def test_a_leave_during_a_heartbeat_is_not_written_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same race as a close's, for leave_room: the beat wrote the presence back, and nothing removed it
+    while the connection stayed open (a heartbeat only re-creates what its consumers hold)."""
+    grace, heidi = await user_factory(username="grace"), await user_factory(username="heidi")
+    room = await room_factory(host=grace)
+    snapshot_taken, resume = threading.Event(), threading.Event()
+    heartbeat = services.connection_heartbeat
+
+    def heartbeat_after_a_pause(**kwargs: Any) -> Any:
+        snapshot_taken.set()
+        resume.wait(5)
+        return heartbeat(**kwargs)
+
+    monkeypatch.setattr(services, "connection_heartbeat", heartbeat_after_a_pause)
+    loop = asyncio.get_running_loop()
+    async with connect(grace) as g, connect(heidi) as h:
+        await g.request("join_room", pk=room.pk)
+        await h.request("join_room", pk=room.pk)
+        beat = asyncio.ensure_future(realtime.heartbeat_once())
+        assert await loop.run_in_executor(None, snapshot_taken.wait, 5)
+        loop.call_later(0.3, resume.set)
+        assert (await h.request("leave_room", pk=room.pk))["response_status"] == 200
+        await beat
+        assert await current_users(room.pk) == ["grace"]
+        await realtime.heartbeat_once()  # and a later beat leaves it so
+        assert await current_users(room.pk) == ["grace"]
+
+
+async def test_a_member_removed_during_a_heartbeat_is_not_made_present_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The removal deletes heidi's presence at once; her consumer forgets the room only when the event arrives."""
+    grace, heidi = await user_factory(username="grace"), await user_factory(username="heidi")
+    room = await room_factory(host=grace)
+    snapshot_taken, resume = threading.Event(), threading.Event()
+    heartbeat = services.connection_heartbeat
+
+    def heartbeat_after_a_pause(**kwargs: Any) -> Any:
+        snapshot_taken.set()
+        resume.wait(5)
+        return heartbeat(**kwargs)
+
+    monkeypatch.setattr(services, "connection_heartbeat", heartbeat_after_a_pause)
+    loop = asyncio.get_running_loop()
+    async with connect(grace) as g, connect(heidi) as h:
+        await g.request("join_room", pk=room.pk)
+        await h.request("join_room", pk=room.pk)
+        beat = asyncio.ensure_future(realtime.heartbeat_once())
+        assert await loop.run_in_executor(None, snapshot_taken.wait, 5)
+        assert (await g.request("remove_member", pk=room.pk, user_id=heidi.pk))["response_status"] == 204
+        resume.set()
+        await beat
+        assert await current_users(room.pk) == ["grace"]
+        assert [room_id for _, room_id in (await rows())[1]] == [room.pk]
+
+
 async def test_heartbeat_removes_rows_of_this_process_that_no_consumer_holds() -> None:
     """Finding 2: a row this process wrote but holds no consumer for is a ghost; the heartbeat no longer keeps it fresh."""
     frank = await user_factory(username="frank")

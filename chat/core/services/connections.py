@@ -141,13 +141,27 @@ def connection_heartbeat(*, server_id: str, held: dict[str, tuple[int | None, li
     if wanted:
         present = set(Presence.objects.filter(connection__server_id=server_id).values_list("connection_id", "room_id"))
         lost = wanted - present
-        rooms = set(Room.objects.filter(pk__in={room_id for _, room_id in lost}).values_list("pk", flat=True)) if lost else set()
-        revived = [Presence(connection_id=name, room_id=room_id, user_id=owners[name]) for name, room_id in lost if room_id in rooms]
+        # Only where the user is still a member: a removal or ban deletes the presence at once, and the
+        # consumer forgets the room only when its event arrives, maybe after this beat's snapshot.
+        members = _still_members({(owners[name], room_id) for name, room_id in lost})
+        revived = [
+            Presence(connection_id=name, room_id=room_id, user_id=owners[name])
+            for name, room_id in lost
+            if (owners[name], room_id) in members
+        ]
         Presence.objects.bulk_create(revived, ignore_conflicts=True, batch_size=BULK_BATCH_SIZE)
         beat.revived_rooms = sorted({presence.room_id for presence in revived})
     inactive = selectors.inactive_user_connections(server_id=server_id)
     beat.inactive_channels = sorted(name for name in inactive if name in held)
     return beat
+
+
+def _still_members(pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    """The (user id, room id) pairs that are memberships."""
+    if not pairs:
+        return set()
+    rows = Membership.objects.filter(user_id__in={user for user, _ in pairs}, room_id__in={room for _, room in pairs})
+    return set(rows.values_list("user_id", "room_id")) & pairs
 
 
 def connection_sweep() -> tuple[list[int], list[int]]:
