@@ -1,7 +1,9 @@
 """Issue 15, findings 1, 2 and 7: the heartbeat keeps the database in line with the connections a process really holds."""
 
 import asyncio
+import contextlib
 import threading
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -118,6 +120,50 @@ async def test_a_handshake_that_fails_after_recording_its_connection_leaves_no_g
     assert not await database_sync_to_async(lambda: [u.pk for u in selectors.online_users()])()
 
 
+class Pause:
+    """`services.<name>` made to stop in its worker thread until resumed: a race's moment held open."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+        self.reached, self.resume = threading.Event(), threading.Event()
+        original = getattr(services, name)
+
+        def paused(**kwargs: Any) -> Any:
+            self.reached.set()
+            self.resume.wait(5)
+            return original(**kwargs)
+
+        monkeypatch.setattr(services, name, paused)
+
+    async def wait_reached(self) -> None:
+        assert await asyncio.get_running_loop().run_in_executor(None, self.reached.wait, 5)
+
+    def resume_in(self, seconds: float) -> None:
+        asyncio.get_running_loop().call_later(seconds, self.resume.set)
+
+
+async def assert_only_grace_left(room_id: int, grace: User) -> None:
+    connections, presences = await rows()
+    assert [user_id for _, user_id in connections] == [grace.pk]
+    assert [presence_room for _, presence_room in presences] == [room_id]
+    assert await current_users(room_id) == ["grace"]
+
+
+@contextlib.asynccontextmanager
+async def both_in_a_room_during_a_beat(
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[tuple[models.Room, Any, Any, asyncio.Future[None], Pause]]:
+    """grace and heidi in grace's room, and a heartbeat stopped after its snapshot until its Pause resumes."""
+    grace, heidi = await user_factory(username="grace"), await user_factory(username="heidi")
+    room = await room_factory(host=grace)
+    paused = Pause(monkeypatch, "connection_heartbeat")
+    async with connect(grace) as g, connect(heidi) as h:
+        await g.request("join_room", pk=room.pk)
+        await h.request("join_room", pk=room.pk)
+        beat = asyncio.ensure_future(realtime.heartbeat_once())
+        await paused.wait_reached()
+        yield room, g, h, beat, paused
+
+
 async def test_a_connection_that_closes_during_a_heartbeat_is_not_written_back(monkeypatch: pytest.MonkeyPatch) -> None:
     """A close landing between the heartbeat's snapshot of the held connections and its read of the rows.
 
@@ -127,29 +173,17 @@ async def test_a_connection_that_closes_during_a_heartbeat_is_not_written_back(m
     """
     grace, heidi = await user_factory(username="grace"), await user_factory(username="heidi")
     room = await room_factory(host=grace)
-    snapshot_taken, resume = threading.Event(), threading.Event()
-    heartbeat = services.connection_heartbeat
-
-    def heartbeat_after_a_pause(**kwargs: Any) -> Any:
-        snapshot_taken.set()
-        resume.wait(5)  # the beat's thread, after the snapshot: the close happens now
-        return heartbeat(**kwargs)
-
-    monkeypatch.setattr(services, "connection_heartbeat", heartbeat_after_a_pause)
-    loop = asyncio.get_running_loop()
+    beat_paused = Pause(monkeypatch, "connection_heartbeat")  # after its snapshot
     async with connect(grace) as g:
         await g.request("join_room", pk=room.pk)
         async with connect(heidi) as h:
             await h.request("join_room", pk=room.pk)
             beat = asyncio.ensure_future(realtime.heartbeat_once())
-            assert await loop.run_in_executor(None, snapshot_taken.wait, 5)
+            await beat_paused.wait_reached()
             # Long enough for a batch of closes (realtime.CLOSE_BATCH_DELAY) to delete heidi's rows.
-            loop.call_later(0.3, resume.set)
+            beat_paused.resume_in(0.3)
         await beat
-        connections, presences = await rows()
-        assert [user_id for _, user_id in connections] == [grace.pk]
-        assert [room_id for _, room_id in presences] == [room.pk]
-        assert await current_users(room.pk) == ["grace"]
+        await assert_only_grace_left(room.pk, grace)
 
 
 async def test_a_heartbeat_right_after_a_batch_of_closes_does_not_write_it_back(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -160,59 +194,29 @@ async def test_a_heartbeat_right_after_a_batch_of_closes_does_not_write_it_back(
     """
     grace, heidi = await user_factory(username="grace"), await user_factory(username="heidi")
     room = await room_factory(host=grace)
-    deleting, resume = threading.Event(), threading.Event()
-    connections_close = services.connections_close
+    close_paused = Pause(monkeypatch, "connections_close")
+    beats: list[asyncio.Future[None]] = []
 
-    def close_after_a_pause(**kwargs: Any) -> Any:
-        deleting.set()
-        resume.wait(5)
-        return connections_close(**kwargs)
+    async def beat_while_heidis_rows_are_deleted() -> None:
+        await close_paused.wait_reached()
+        beats.append(asyncio.ensure_future(realtime.heartbeat_once()))
 
-    monkeypatch.setattr(services, "connections_close", close_after_a_pause)
-    loop = asyncio.get_running_loop()
     async with connect(grace) as g:
         await g.request("join_room", pk=room.pk)
         async with connect(heidi) as h:
             await h.request("join_room", pk=room.pk)
-            loop.call_later(0.3, resume.set)
-            beat: asyncio.Future[None] | None = None
-
-            async def beat_while_heidis_rows_are_deleted() -> None:
-                nonlocal beat
-                assert await loop.run_in_executor(None, deleting.wait, 5)
-                beat = asyncio.ensure_future(realtime.heartbeat_once())
-
+            close_paused.resume_in(0.3)
             waiting = asyncio.ensure_future(beat_while_heidis_rows_are_deleted())
         await waiting
-        assert beat is not None
-        await beat
-        connections, presences = await rows()
-        assert [user_id for _, user_id in connections] == [grace.pk]
-        assert [room_id for _, room_id in presences] == [room.pk]
-        assert await current_users(room.pk) == ["grace"]
+        await beats[0]
+        await assert_only_grace_left(room.pk, grace)
 
 
 async def test_a_leave_during_a_heartbeat_is_not_written_back(monkeypatch: pytest.MonkeyPatch) -> None:
     """The same race as a close's, for leave_room: the beat wrote the presence back, and nothing removed it
     while the connection stayed open (a heartbeat only re-creates what its consumers hold)."""
-    grace, heidi = await user_factory(username="grace"), await user_factory(username="heidi")
-    room = await room_factory(host=grace)
-    snapshot_taken, resume = threading.Event(), threading.Event()
-    heartbeat = services.connection_heartbeat
-
-    def heartbeat_after_a_pause(**kwargs: Any) -> Any:
-        snapshot_taken.set()
-        resume.wait(5)
-        return heartbeat(**kwargs)
-
-    monkeypatch.setattr(services, "connection_heartbeat", heartbeat_after_a_pause)
-    loop = asyncio.get_running_loop()
-    async with connect(grace) as g, connect(heidi) as h:
-        await g.request("join_room", pk=room.pk)
-        await h.request("join_room", pk=room.pk)
-        beat = asyncio.ensure_future(realtime.heartbeat_once())
-        assert await loop.run_in_executor(None, snapshot_taken.wait, 5)
-        loop.call_later(0.3, resume.set)
+    async with both_in_a_room_during_a_beat(monkeypatch) as (room, _, h, beat, paused):
+        paused.resume_in(0.3)
         assert (await h.request("leave_room", pk=room.pk))["response_status"] == 200
         await beat
         assert await current_users(room.pk) == ["grace"]
@@ -222,25 +226,10 @@ async def test_a_leave_during_a_heartbeat_is_not_written_back(monkeypatch: pytes
 
 async def test_a_member_removed_during_a_heartbeat_is_not_made_present_again(monkeypatch: pytest.MonkeyPatch) -> None:
     """The removal deletes heidi's presence at once; her consumer forgets the room only when the event arrives."""
-    grace, heidi = await user_factory(username="grace"), await user_factory(username="heidi")
-    room = await room_factory(host=grace)
-    snapshot_taken, resume = threading.Event(), threading.Event()
-    heartbeat = services.connection_heartbeat
-
-    def heartbeat_after_a_pause(**kwargs: Any) -> Any:
-        snapshot_taken.set()
-        resume.wait(5)
-        return heartbeat(**kwargs)
-
-    monkeypatch.setattr(services, "connection_heartbeat", heartbeat_after_a_pause)
-    loop = asyncio.get_running_loop()
-    async with connect(grace) as g, connect(heidi) as h:
-        await g.request("join_room", pk=room.pk)
-        await h.request("join_room", pk=room.pk)
-        beat = asyncio.ensure_future(realtime.heartbeat_once())
-        assert await loop.run_in_executor(None, snapshot_taken.wait, 5)
+    async with both_in_a_room_during_a_beat(monkeypatch) as (room, g, _, beat, paused):
+        heidi = await database_sync_to_async(User.objects.get)(username="heidi")
         assert (await g.request("remove_member", pk=room.pk, user_id=heidi.pk))["response_status"] == 204
-        resume.set()
+        paused.resume.set()
         await beat
         assert await current_users(room.pk) == ["grace"]
         assert [room_id for _, room_id in (await rows())[1]] == [room.pk]
