@@ -5,11 +5,12 @@ through chat.core.services / chat.core.selectors behind `db_thread`.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
 import weakref
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,48 @@ PRESENCE_MAX_INTERVAL = 2.0
 PRESENCE_USERS_PER_SECOND_OF_DELAY = 500
 
 
+class RowGate:
+    """A heartbeat runs alone; changes of this process's rows (leaves, batches of closes) run together.
+
+    A beat compares the rows with a snapshot of the consumers the process holds: a change
+    deleting a row between the snapshot and the beat's read made the beat take it for one
+    another process's sweep removed, and write it back (a ghost connection or presence).
+    Changes touch different rows and wait only for a beat, never for each other; a beat
+    waiting for changes to end lets no new one start.
+    """
+
+    def __init__(self) -> None:
+        self._changed = asyncio.Condition()
+        self._changes = 0
+        self._beating = False
+
+    @contextlib.asynccontextmanager
+    async def change(self) -> AsyncIterator[None]:
+        async with self._changed:
+            await self._changed.wait_for(lambda: not self._beating)
+            self._changes += 1
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self._changes -= 1
+                self._changed.notify_all()
+
+    @contextlib.asynccontextmanager
+    async def beat(self) -> AsyncIterator[None]:
+        async with self._changed:
+            await self._changed.wait_for(lambda: not self._beating)
+            self._beating = True
+        try:
+            async with self._changed:
+                await self._changed.wait_for(lambda: self._changes == 0)
+            yield
+        finally:
+            async with self._changed:
+                self._beating = False
+                self._changed.notify_all()
+
+
 @dataclass
 class _LoopState:
     """This process's background work, per event loop (tests run one loop per test)."""
@@ -52,11 +95,8 @@ class _LoopState:
     # The consumers this process really holds, by channel name: what the heartbeat keeps
     # (and re-creates) in the database, and nothing else of this process.
     consumers: dict[str, Any] = field(default_factory=dict)
-    # Held by a heartbeat from its snapshot of `consumers` to its end, and by each batch of
-    # closes while it deletes rows. Otherwise a close could delete a row between the snapshot
-    # and the beat's read, and the beat, taking it for one another process's sweep removed,
-    # wrote it back: a ghost connection (and presence) until the next beat removed it.
-    rows_in_sync: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Heartbeats against changes of this process's rows (see RowGate).
+    rows: "RowGate" = field(default_factory=lambda: RowGate())
     # When the heartbeat last started succeeding (monotonic); None while it fails.
     reachable_since: float | None = None
     # Online-status changes waiting to be sent, in order, and the task sending them.
@@ -250,7 +290,7 @@ async def _forget_closed_connections() -> None:
     channel_names, done = state.closing, state.closed
     state.closing, state.closed = [], None
     try:
-        async with rows_in_sync():
+        async with changing_rows():
             room_ids, offline_ids = await db_thread(services.connections_close)(channel_names=channel_names)
         await _announce_departures(room_ids, offline_ids)
     except Exception:  # the heartbeat's sweep removes what is left once it expires
@@ -271,9 +311,9 @@ def register(consumer: Any) -> None:
     _state().consumers[consumer.channel_name] = consumer
 
 
-def rows_in_sync() -> asyncio.Lock:
-    """What a change of this process's connection or presence rows holds against the heartbeat (_LoopState.rows_in_sync)."""
-    return _state().rows_in_sync
+def changing_rows() -> contextlib.AbstractAsyncContextManager[None]:
+    """Held while deleting rows of this process's connections or presences: no heartbeat meanwhile (RowGate)."""
+    return _state().rows.change()
 
 
 def unregister(consumer: Any) -> None:
@@ -292,7 +332,7 @@ async def heartbeat_once() -> None:
     Raises when the database does not answer; the caller retries soon.
     """
     state = _state()
-    async with state.rows_in_sync:
+    async with state.rows.beat():
         held_at = timezone.now()  # before the snapshot: a row written after it is never taken for a ghost
         # A consumer without a user yet is authenticating: its row may be written any moment (no ghost).
         held = {

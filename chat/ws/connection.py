@@ -92,7 +92,7 @@ class ChatConnection(ProtocolConsumer):
     async def close_session(self) -> None:
         await super().close_session()
         # No longer held before its rows are deleted: a heartbeat taking its snapshot in between
-        # would find the rows gone and write them back (realtime._LoopState.rows_in_sync).
+        # would find the rows gone and write them back (realtime.RowGate).
         realtime.unregister(self)
         try:
             await realtime.forget_connection(self.channel_name)

@@ -46,10 +46,10 @@ class PresenceMixin(ConsumerMixin):
     async def leave_room(self, **params: Any) -> Status:
         room_id = validate(PkParamSerializer, params)["pk"]
         # No longer counted as present before the row goes, and not while a heartbeat compares the rows with
-        # what this process holds: a beat in between would write the row back (realtime.rows_in_sync).
+        # what this process holds: a beat in between would write the row back (realtime.RowGate).
         was_present = room_id in self.present_rooms
         self.present_rooms.pop(room_id, None)
-        async with realtime.rows_in_sync():
+        async with realtime.changing_rows():
             try:
                 changed = await db_thread(services.presence_leave)(channel_name=self.channel_name, room_id=room_id, user=self.user)
             except BaseException:

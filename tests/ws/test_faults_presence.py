@@ -257,3 +257,30 @@ async def test_heartbeat_closes_connections_of_users_deactivated_in_bulk() -> No
         for client in (g1, g2):
             assert await client.communicator.receive_output(timeout=3) == {"type": "websocket.close", "code": 4401}
         assert (await h.request("list"))["response_status"] == 200
+
+
+async def test_a_leave_does_not_hold_up_a_batch_of_closes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Leaves and closes only wait for a heartbeat, never for each other: they change different rows.
+
+    A single lock made every leave_room and every batch of closes of the process take turns, so a
+    slow leave held up the cleanup of all connections closing meanwhile.
+    """
+    grace, heidi = await user_factory(username="grace"), await user_factory(username="heidi")
+    room = await room_factory(host=heidi)  # grace is no owner: she may leave
+    leave_paused = Pause(monkeypatch, "presence_leave")
+    async with connect(grace) as g:
+        await g.request("join_room", pk=room.pk)
+        async with connect(heidi) as h:
+            await h.request("join_room", pk=room.pk)
+            leaving = asyncio.ensure_future(g.request("leave_room", pk=room.pk))
+            await leave_paused.wait_reached()
+        # heidi closed while grace's leave is still in the database: her rows go all the same.
+        for _ in range(40):
+            if [user_id for _, user_id in (await rows())[0]] == [grace.pk]:
+                break
+            await asyncio.sleep(0.05)
+        assert [user_id for _, user_id in (await rows())[0]] == [grace.pk]
+        leave_paused.resume.set()
+        response = await leaving
+        assert response["response_status"] == 200, response
+        assert await current_users(room.pk) == []
