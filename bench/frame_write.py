@@ -7,6 +7,11 @@ as a fan-out does, and prints the server process's CPU per frame (best of 3 roun
 Channels, database or layer: bench.frame_cost measures the project's own per-frame Python; this
 measures daphne, autobahn, Twisted and the socket writes under it. `--raw` serves the same with
 websockets' `broadcast` (the ceiling bench.raw stands for) to give the ratio.
+
+`--read` measures the other way: every client sends `events` rounds of one masked 150-byte text
+frame, a frame per connection per round as posting clients do, and the server prints its CPU per
+frame received, from the socket to the ASGI receive(). `--autobahn` parses them with autobahn's
+frame parser alone (mysite.serve's BoundedWebSocketProtocol.processData off), to give what it saves.
 """
 
 import asyncio
@@ -17,6 +22,7 @@ import sys
 import time
 from typing import Any, cast
 
+CLIENT_FRAME = b'{"action": "create_message", "request_id": 12345, "room": 17, "message": "' + b"x" * 80 + b'"}'
 FRAME = '{"action": "create", "request_id": "r1", "data": {"id": 1, "room": 1, "seq": 1, "text": "' + "x" * 220 + '"}}'
 ROUNDS = 3
 
@@ -26,10 +32,12 @@ def pin(cpu: int) -> None:
         os.sched_setaffinity(0, {cpu})
 
 
-async def clients(port: int, connections: int, expected_bytes: int) -> None:
-    """Open the connections, then read until `expected_bytes` arrived on each (or the server closes)."""
+async def clients(port: int, connections: int, expected_bytes: int, send_rounds: int = 0) -> None:
+    """Open the connections, then read until `expected_bytes` arrived on each (or the server closes);
+    with `send_rounds`, first send that many rounds of one masked CLIENT_FRAME per connection."""
     done = asyncio.get_running_loop().create_future()
     remaining = [connections]
+    opened: list[asyncio.Transport] = []
 
     class Reader(asyncio.Protocol):
         def __init__(self) -> None:
@@ -37,6 +45,7 @@ async def clients(port: int, connections: int, expected_bytes: int) -> None:
             self.handshake = True
 
         def connection_made(self, transport: Any) -> None:
+            opened.append(transport)
             transport.write(
                 b"GET /ws/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1\r\n\r\n"
@@ -71,14 +80,26 @@ async def clients(port: int, connections: int, expected_bytes: int) -> None:
         await loop.create_connection(Reader, "127.0.0.1", port)
         if n % 100 == 99:
             await asyncio.sleep(0.05)
+    if send_rounds:
+        await asyncio.sleep(1.0)  # every handshake answered
+        mask = b"\x37\xfa\x21\x3d"
+        masked = (int.from_bytes(CLIENT_FRAME, "big") ^ int.from_bytes((mask * 64)[: len(CLIENT_FRAME)], "big")).to_bytes(
+            len(CLIENT_FRAME), "big"
+        )
+        frame = bytes((0x81, 0x80 | 126)) + len(CLIENT_FRAME).to_bytes(2, "big") + mask + masked
+        for _ in range(send_rounds):
+            for transport in opened:
+                transport.write(frame)
+            await asyncio.sleep(0.002)
     await done
 
 
-def serve_daphne(port: int, connections: int, events: int) -> None:
+def serve_daphne(port: int, connections: int, events: int, read: bool = False) -> None:
     from mysite import serve
 
     sends: list[Any] = []
     ready = asyncio.Event()
+    received = [0, 0.0]  # frames, process CPU at the first
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "websocket":
@@ -86,10 +107,20 @@ def serve_daphne(port: int, connections: int, events: int) -> None:
         await receive()
         await send({"type": "websocket.accept"})
         sends.append(send)
-        if len(sends) == connections:
+        if len(sends) == connections and not read:
             ready.set()
         while (await receive())["type"] != "websocket.disconnect":
-            pass
+            if not received[0]:
+                received[1] = time.process_time()
+            received[0] += 1
+            if received[0] == connections * events:
+                cpu = (time.process_time() - received[1]) / (received[0] - 1) * 1e6
+                print(f"daphne{' (autobahn parsing)' if not serve.BoundedWebSocketProtocol.plain_text_input else ''}: "
+                      f"{cpu:.2f} us of server CPU per frame received", flush=True)  # fmt: skip
+                # Then as many frames back, so that the clients (which wait for bytes) finish.
+                for other in sends:
+                    await other({"type": "websocket.send", "text": FRAME * ROUNDS})
+                reactor.callLater(0.5, reactor.stop)
 
     async def fan_out() -> None:
         await ready.wait()
@@ -156,22 +187,30 @@ def serve_raw(port: int, connections: int, events: int) -> None:
 
 def main() -> None:
     args = [arg for arg in sys.argv[1:] if not arg.startswith("--")]
-    raw = "--raw" in sys.argv
+    raw, read = "--raw" in sys.argv, "--read" in sys.argv
     connections, events = (int(arg) for arg in (args + ["1000", "20"][len(args) :])[:2])
     if os.environ.get("FRAME_WRITE_CLIENT"):
         port, expected = int(os.environ["FRAME_WRITE_CLIENT"]), int(os.environ["FRAME_WRITE_BYTES"])
         pin(1)
-        asyncio.run(clients(port, connections, expected))
+        asyncio.run(clients(port, connections, expected, send_rounds=events if read else 0))
         return
+    if "--autobahn" in sys.argv:
+        from mysite.serve import BoundedWebSocketProtocol
+
+        BoundedWebSocketProtocol.plain_text_input = False
     pin(0)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     frame_bytes = len(FRAME.encode()) + 4  # 126..65535 bytes: a 4-byte header
-    env = dict(os.environ, FRAME_WRITE_CLIENT=str(port), FRAME_WRITE_BYTES=str(frame_bytes * events * ROUNDS))
-    client = subprocess.Popen([sys.executable, "-m", "bench.frame_write", str(connections), str(events)], env=env)
+    expected = len(FRAME.encode()) * ROUNDS + 4 if read else frame_bytes * events * ROUNDS  # --read: one frame back
+    env = dict(os.environ, FRAME_WRITE_CLIENT=str(port), FRAME_WRITE_BYTES=str(expected))
+    client = subprocess.Popen([sys.executable, "-m", "bench.frame_write", *sys.argv[1:]], env=env)
     try:
-        (serve_raw if raw else serve_daphne)(port, connections, events)
+        if raw:
+            serve_raw(port, connections, events)
+        else:
+            serve_daphne(port, connections, events, read=read)
     finally:
         client.wait(timeout=60)
 

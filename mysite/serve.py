@@ -8,7 +8,8 @@ On exit the process's live gauges are dropped from the shared metrics directory.
 Each connection also gets a lighter input queue (InputQueue) than daphne's asyncio.Queue,
 and a consumer's text frames go from its send() to the socket without daphne's and autobahn's
 per-message layers (BoundedWebSocketProtocol.send_text_frame, pinned to daphne 4.2.3 and
-autobahn 26.10.2 by tests/unit/test_seams.py).
+autobahn 26.10.2 by tests/unit/test_seams.py), as a client's whole text frames come in
+without autobahn's frame parser (BoundedWebSocketProtocol.processData).
 """
 
 import asyncio
@@ -81,7 +82,11 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
     # a connection that needs autobahn's. A class default, so most connections' __dict__ holds no extra key
     # (issue 16: memory per idle connection); before onOpen the state is not STATE_OPEN, so it is never read.
     plain_text_frames = True
+    # Whether a client's single-frame text messages may skip autobahn's frame parser (processData); the same kind
+    # of class default, set False by onOpen on a connection autobahn must parse (plain_text_input_allowed).
+    plain_text_input = True
     send_queue: "deque[tuple[bytes, bool]] | tuple[()]"  # autobahn's (untyped there)
+    data: bytes  # autobahn's input buffer (untyped there)
 
     def onOpen(self) -> None:
         super().onOpen()
@@ -97,6 +102,8 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
             self.send_queue = ()
         if not plain_text_frames_allowed(self):
             self.plain_text_frames = False
+        if not plain_text_input_allowed(self):
+            self.plain_text_input = False
 
     def connectionLost(self, reason: Any) -> None:
         super().connectionLost(reason)
@@ -105,6 +112,47 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
         # collector, whose full passes stall the event loop (bench/README.md, session 10). Nothing
         # here waits on it; a late waiter still finds it fired.
         self.is_closed = defer.succeed(None)
+
+    def processData(self) -> bool:
+        """Take a client's whole, unfragmented, masked text frame off the input as autobahn would, or leave it to autobahn.
+
+        autobahn parses every frame through per-frame objects and hooks (a FrameHeader, a
+        masker made through CFFI, a UTF-8 validator, onFrameBegin/Data/End, onMessageBegin/
+        End, an observable 'message' signal with its Deferred callbacks): about two thirds of
+        a received frame's server CPU, socket to ASGI receive() (bench/README.md, session 12).
+        What clients send is almost always one masked text frame of up to 64 KiB that arrived
+        whole: that one is unmasked, checked to be UTF-8 (else the connection is failed, as
+        autobahn fails it) and handed to daphne's onMessage here. Everything else (control
+        frames, fragments, binary, oversized, malformed, a partial frame, a closing
+        connection) goes through autobahn, which also reports every protocol violation.
+        autobahn's traffic counters (diagnostics nothing here reads) do not count these frames.
+        """
+        data = self.data
+        ours = (
+            self.plain_text_input
+            and self.current_frame is None
+            and not self.inside_message
+            and self.state == self.STATE_OPEN
+            and not self._listeners  # nobody observes autobahn's 'message' signal
+        )
+        bounds = whole_text_frame(data) if ours else None
+        if bounds is None or self._over_payload_limits(bounds[1] - bounds[0]):
+            return bool(super().processData())
+        start, end = bounds
+        payload = unmask(data[start:end], data[start - 4 : start])
+        self.data = data[end:]
+        try:
+            payload.decode()
+        except UnicodeDecodeError:
+            self._invalid_payload("encountered invalid UTF-8 while processing text message")
+            return False
+        if self.autoPingTimeoutCall and self.autoPingRestartOnAnyTraffic:
+            self._cancelAutoPingTimeoutCall()
+        self.onMessage(payload, False)
+        return len(self.data) > 0
+
+    def _over_payload_limits(self, length: int) -> bool:
+        return 0 < self.maxFramePayloadSize < length or 0 < self.maxMessagePayloadSize < length
 
     def backlog_bytes(self) -> int:
         """Bytes written to the socket's transport that the peer has not taken yet."""
@@ -215,6 +263,41 @@ def plain_text_frames_allowed(protocol: WebSocketProtocol) -> bool:
         and not protocol.logOctets
         and not protocol.trackedTimings
     )
+
+
+def plain_text_input_allowed(protocol: WebSocketProtocol) -> bool:
+    """Whether autobahn would hand this open connection's masked text frames to onMessage unmasked, validated and unchanged."""
+    return (
+        protocol._perMessageCompress is None
+        and protocol.applyMask
+        and protocol.requireMaskedClientFrames
+        and protocol.utf8validateIncoming
+        and not protocol.logFrames
+        and not protocol.trackedTimings
+    )
+
+
+def whole_text_frame(data: bytes) -> tuple[int, int] | None:
+    """Where the payload is, if `data` starts with a whole masked, unfragmented text frame of a minimally encoded 7- or 16-bit length."""
+    if len(data) < 6 or data[0] != 0x81:  # FIN, no RSV bit, opcode text
+        return None
+    length = data[1] ^ 0x80  # MASK set: the 7-bit length; unset (a client must mask): 128 or more
+    start = 6
+    if length == 126:
+        length, start = int.from_bytes(data[2:4], "big"), 8
+        if length < 126:
+            return None  # not minimally encoded: autobahn's protocol violation
+    elif length > 126:
+        return None  # a 64-bit length, or unmasked
+    end = start + length
+    return (start, end) if len(data) >= end else None
+
+
+def unmask(payload: bytes, mask: bytes) -> bytes:
+    """RFC 6455 §5.3: the payload XOR its 4-byte mask repeated, as one integer XOR (no per-byte Python loop)."""
+    length = len(payload)
+    key = (mask * (length // 4 + 1))[:length]
+    return (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(length, "big")
 
 
 class InputQueue:

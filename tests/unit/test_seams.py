@@ -257,6 +257,33 @@ def test_the_text_frame_path_skipped_is_the_pinned_one() -> None:
         assert name in source(WebSocketProtocol.sendFrame), name
 
 
+def test_the_frame_parsing_skipped_is_the_pinned_one() -> None:
+    """BoundedWebSocketProtocol.processData takes whole text frames as autobahn 26.10.2 + daphne 4.2.3 would.
+
+    tests/unit/test_serve_input.py compares what the application gets; this pins the state it
+    reads and the side effects it keeps. On an upgrade, read autobahn's processData,
+    onFrameBegin/Data/End and onMessageEnd, and daphne's onMessage, before moving the pins.
+    """
+    import autobahn
+    import daphne
+    from autobahn.websocket.protocol import WebSocketProtocol
+    from daphne.ws_protocol import WebSocketProtocol as DaphneProtocol
+
+    assert (daphne.__version__, autobahn.__version__) == ("4.2.3", "26.10.2")
+    assert "while self.processData() and self.state != WebSocketProtocol.STATE_CLOSED" in source(WebSocketProtocol.consumeData)
+    for name in ("self.current_frame is None", "self.requireMaskedClientFrames", "self.applyMask", "self.data = self.data[i:]"):
+        assert name in source(WebSocketProtocol.processData), name
+    for name in ("self.inside_message = True", "self._perMessageCompress", "self.utf8validateIncoming", "self.trackedTimings"):
+        assert name in source(WebSocketProtocol.onFrameBegin), name
+    assert "self.maxMessagePayloadSize" in source(WebSocketProtocol.onMessageFrameBegin)
+    frame_end = source(WebSocketProtocol.onFrameEnd)
+    for name in ("self.logFrames", "self.autoPingRestartOnAnyTraffic", "self._cancelAutoPingTimeoutCall()"):
+        assert name in frame_end, name
+    assert 'self.fire("message"' in source(WebSocketProtocol.onMessageEnd)
+    assert "def _invalid_payload(self, reason" in source(WebSocketProtocol._invalid_payload)
+    assert 'payload.decode("utf8")' in source(DaphneProtocol.onMessage)
+
+
 def test_lazy_call_formats_as_the_function_only_when_formatted() -> None:
     import pprint
 

@@ -28,8 +28,10 @@ def open_protocol(**options: Any) -> tuple[BoundedWebSocketProtocol, StringTrans
     protocol = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 8000))
     transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 50000))
     protocol.makeConnection(transport)
+    # What autobahn's server handshake sets as it opens the connection, and onOpen after it.
     protocol.state = protocol.STATE_OPEN
-    protocol.plain_text_frames = plain_text_frames_allowed(protocol)  # as onOpen does
+    protocol.websocket_version, protocol.inside_message, protocol.current_frame = 13, False, None
+    protocol.plain_text_frames = plain_text_frames_allowed(protocol)
     return protocol, transport
 
 
