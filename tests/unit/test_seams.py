@@ -280,6 +280,7 @@ def test_the_frame_parsing_skipped_is_the_pinned_one() -> None:
     for name in ("self.logFrames", "self.autoPingRestartOnAnyTraffic", "self._cancelAutoPingTimeoutCall()"):
         assert name in frame_end, name
     assert 'self.fire("message"' in source(WebSocketProtocol.onMessageEnd)
+    assert WebSocketProtocol._listeners is None  # ObservableMixin's: a dict once anyone observes a signal
     assert "def _invalid_payload(self, reason" in source(WebSocketProtocol._invalid_payload)
     assert 'payload.decode("utf8")' in source(DaphneProtocol.onMessage)
 
