@@ -133,6 +133,7 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
             and self.current_frame is None
             and not self.inside_message
             and self.state == self.STATE_OPEN
+            and not self.failedByMe
             and not self._listeners  # nobody observes autobahn's 'message' signal
         )
         bounds = whole_text_frame(data) if ours else None
