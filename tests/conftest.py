@@ -33,10 +33,6 @@ def pytest_configure(config: pytest.Config) -> None:
         # measure): on a loaded 2-core CI machine a worker thread can wait longer than that for
         # one of the pool's connections, and a spurious 503 would fail an unrelated test.
         pool["timeout"] = 10.0
-        # Headroom for the connections the thread of Channels' database_sync_to_async (the
-        # tests' helpers use it) keeps between calls; worker threads of db_thread give theirs
-        # back (chat.core.db). The production pool size is exercised by the live servers.
-        pool["max_size"] = 40
     if settings.REDIS_URL:
         # Redis pub/sub channels ignore the db number: a prefix of its own keeps this run's
         # events (and its live servers', which inherit REDIS_PREFIX) apart from any other run's.

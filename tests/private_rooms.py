@@ -2,10 +2,9 @@
 
 from typing import Any
 
-from channels.db import database_sync_to_async
-
 from chat.core import services
 from chat.models import Ban, Membership, Message, Role, Room, RoomKind, User
+from tests.db import database_sync_to_async
 from tests.factories import RoomFactory, UserFactory
 from tests.ws import Client
 

@@ -5,10 +5,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
 from django.db.backends.utils import CursorWrapper
 
 from tests.conftest import client_for
+from tests.db import database_sync_to_async
 
 
 @database_sync_to_async

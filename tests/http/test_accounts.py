@@ -1,12 +1,12 @@
 """Accounts (api_docs/PROTOCOL.md §8): logout revokes the token (HTTP and its sockets), and finding users by username prefix."""
 
 import pytest
-from channels.db import database_sync_to_async
 from django.test import Client as DjangoClient
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from chat.models import User
+from tests.db import database_sync_to_async
 from tests.factories import PASSWORD, UserFactory
 from tests.ws import connect, token_for
 

@@ -5,12 +5,12 @@ import json
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
 from channels.testing import HttpCommunicator
 from rest_framework.authtoken.models import Token
 
 from chat.models import Message
 from mysite.asgi import application
+from tests.db import database_sync_to_async
 from tests.factories import RoomFactory
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]

@@ -4,11 +4,11 @@ import json
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
 from rest_framework.test import APIClient
 
 from chat.models import User
 from tests.conftest import client_for
+from tests.db import database_sync_to_async
 from tests.factories import PASSWORD, RoomFactory, UserFactory
 from tests.ws import connect
 

@@ -14,11 +14,11 @@ from contextlib import AsyncExitStack
 
 import pytest
 import requests
-from channels.db import database_sync_to_async
 from websockets.exceptions import ConnectionClosed
 
 from chat.models import Connection, Message, Presence
 from tests.contract import ContractWebSocket, contract_connect
+from tests.db import database_sync_to_async
 from tests.live import LiveServer, call, create_room, next_push, register_user, run_servers, ws
 
 pytestmark = [pytest.mark.live, pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]

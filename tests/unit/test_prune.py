@@ -4,7 +4,6 @@ import datetime
 import io
 
 import pytest
-from channels.db import database_sync_to_async
 from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
@@ -12,6 +11,7 @@ from django.utils import timezone
 from chat.core import services
 from chat.models import Message, Room, User
 from tests.conftest import client_for
+from tests.db import database_sync_to_async
 from tests.factories import RoomFactory, UserFactory
 from tests.ws import connect
 

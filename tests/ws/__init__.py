@@ -9,11 +9,11 @@ import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
-from channels.db import database_sync_to_async
 from rest_framework.authtoken.models import Token
 
 from mysite.asgi import application
 from tests.contract import ContractCommunicator
+from tests.db import database_sync_to_async
 
 WS_PATH = "/ws/chat/room/"
 _request_ids = itertools.count(1)

@@ -3,11 +3,11 @@
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
 from django.test import override_settings
 
 from chat.core import services
 from chat.models import Message, Room
+from tests.db import database_sync_to_async
 from tests.factories import RoomFactory, UserFactory
 from tests.ws import connect
 

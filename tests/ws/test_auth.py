@@ -3,13 +3,13 @@
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client as DjangoClient
 from rest_framework.authtoken.models import Token
 
 from mysite.asgi import application
+from tests.db import database_sync_to_async
 from tests.factories import PASSWORD, UserFactory
 from tests.ws import WS_PATH, connect, token_for
 

@@ -1,9 +1,9 @@
 """The WebSocket room API through the full ASGI stack: actions, statuses, pushes."""
 
 import pytest
-from channels.db import database_sync_to_async
 
 from chat.models import Message, Room, User
+from tests.db import database_sync_to_async
 from tests.factories import RoomFactory, UserFactory
 from tests.ws import connect
 

@@ -10,9 +10,9 @@ import gc
 import weakref
 
 import pytest
-from channels.db import database_sync_to_async
 
 from chat.ws.consumer import RoomConsumer
+from tests.db import database_sync_to_async
 from tests.factories import RoomFactory, UserFactory
 from tests.ws import connect
 

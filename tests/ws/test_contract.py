@@ -5,7 +5,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
 from rest_framework.authtoken.models import Token
 
 from chat.ws.consumer import RoomConsumer
@@ -17,6 +16,7 @@ from tests.contract import (
     validate_client_frame,
     validate_server_frame,
 )
+from tests.db import database_sync_to_async
 from tests.factories import RoomFactory, UserFactory
 
 USER = {"id": 5, "username": "alice"}

@@ -6,10 +6,10 @@ import threading
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
 from django.db import connection
 
 from chat.core import services
+from tests.db import database_sync_to_async
 from tests.factories import RoomFactory, UserFactory
 from tests.ws import connect
 

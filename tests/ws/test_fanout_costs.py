@@ -3,12 +3,12 @@
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
 from django.db.backends.utils import CursorWrapper
 from django.test import Client as DjangoClient
 
 from chat.core import serializers, services
 from chat.models import Message
+from tests.db import database_sync_to_async
 from tests.factories import PASSWORD, RoomFactory, UserFactory
 from tests.ws import connect
 

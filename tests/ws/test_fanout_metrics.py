@@ -1,9 +1,9 @@
 """Fan-out metrics per event (chat.events.fanout): every frame counted, the commit-to-send delay observed once per event and process."""
 
 import pytest
-from channels.db import database_sync_to_async
 from prometheus_client import REGISTRY
 
+from tests.db import database_sync_to_async
 from tests.factories import RoomFactory, UserFactory
 from tests.ws import connect
 

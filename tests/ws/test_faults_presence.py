@@ -8,7 +8,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
@@ -17,6 +16,7 @@ from chat.core import selectors, services
 from chat.events import realtime
 from chat.models import Connection, Presence, User
 from mysite.asgi import application
+from tests.db import database_sync_to_async
 from tests.factories import RoomFactory, UserFactory
 from tests.ws import WS_PATH, connect, token_for
 

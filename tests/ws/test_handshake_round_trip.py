@@ -5,7 +5,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
 from django.utils import timezone
 
 from chat.core import services
@@ -14,6 +13,7 @@ from chat.models import Connection
 from chat.ws import connection as ws_connection
 from mysite.asgi import application
 from tests.contract import ContractCommunicator
+from tests.db import database_sync_to_async
 from tests.factories import UserFactory
 from tests.ws import WS_PATH, Client, token_for
 

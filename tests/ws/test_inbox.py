@@ -3,9 +3,9 @@
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
 
 from chat.models import Message, Role, RoomKind
+from tests.db import database_sync_to_async
 from tests.factories import UserFactory
 from tests.private_rooms import add_async, make_room_async, no_push_of, post_async, push_of, user_factory
 from tests.ws import connect

@@ -4,7 +4,6 @@ import asyncio
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
 from django.conf import settings as django_settings
 from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
@@ -13,6 +12,7 @@ from chat.models import User
 from mysite.asgi import application
 from tests.conftest import client_for
 from tests.contract import ContractCommunicator
+from tests.db import database_sync_to_async
 from tests.factories import PASSWORD, RoomFactory, UserFactory
 from tests.ws import WS_PATH, connect, token_for
 

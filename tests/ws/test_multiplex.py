@@ -3,10 +3,10 @@
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
 
 from chat.core import services
 from chat.models import Room
+from tests.db import database_sync_to_async
 from tests.factories import RoomFactory, UserFactory
 from tests.ws import Client, connect
 

@@ -5,7 +5,6 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import requests
-from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client as DjangoClient
@@ -15,6 +14,7 @@ from websockets.exceptions import InvalidStatus
 
 from chat.ws.auth import parse_origin
 from mysite.asgi import application
+from tests.db import database_sync_to_async
 from tests.factories import PASSWORD, UserFactory
 from tests.live import register_user, run_servers
 from tests.ws import WS_PATH, token_for

@@ -3,9 +3,9 @@
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
 
 from chat.models import Connection, Presence
+from tests.db import database_sync_to_async
 from tests.factories import RoomFactory, UserFactory
 from tests.ws import Client, connect
 

@@ -5,11 +5,11 @@ import json
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from chat.events import groups, realtime
 from chat.models import Connection, Presence
+from tests.db import database_sync_to_async
 from tests.factories import RoomFactory, UserFactory
 from tests.ws import Client, connect
 

@@ -3,9 +3,9 @@
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
 
 from chat.models import Membership, Role, Room, RoomKind
+from tests.db import database_sync_to_async
 from tests.private_rooms import (
     add_async,
     is_banned_async,

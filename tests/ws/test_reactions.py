@@ -3,13 +3,13 @@
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
 from django.test import override_settings
 from pytest_django import DjangoAssertNumQueries
 from rest_framework.test import APIClient
 
 from chat.core import services
 from chat.models import Message, Reaction, Room, User
+from tests.db import database_sync_to_async
 from tests.factories import RoomFactory, UserFactory
 from tests.social import http, statements_on_every_thread
 from tests.ws import connect

@@ -3,11 +3,11 @@
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
 from rest_framework.test import APIClient
 
 from chat.core import services
 from chat.models import Message, Room, User
+from tests.db import database_sync_to_async
 from tests.factories import RoomFactory, UserFactory
 from tests.social import http
 from tests.ws import connect

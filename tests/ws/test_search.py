@@ -3,7 +3,6 @@
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
 from django.db import connection
 from pytest_django import DjangoAssertNumQueries
 from rest_framework.test import APIClient
@@ -11,6 +10,7 @@ from rest_framework.test import APIClient
 from chat.core import services
 from chat.core.search import messages_matching, words_matching
 from chat.models import Message, Room, User
+from tests.db import database_sync_to_async
 from tests.factories import RoomFactory, UserFactory
 from tests.social import http
 from tests.ws import connect

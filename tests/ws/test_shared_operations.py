@@ -6,11 +6,11 @@ Also: WebSocket metric labels are the consumer's own action names, anything else
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
 from prometheus_client import REGISTRY
 
 from chat.core import services
 from tests.conftest import client_for
+from tests.db import database_sync_to_async
 from tests.factories import RoomFactory, UserFactory
 from tests.ws import connect
 

@@ -12,11 +12,11 @@ from typing import Any
 
 import psycopg
 import pytest
-from channels.db import database_sync_to_async
 from django.db import connection, transaction
 from django.db.backends.signals import connection_created
 
 from chat.core.db import fetch_prepared
+from tests.db import database_sync_to_async
 from tests.factories import RoomFactory, UserFactory
 from tests.ws import connect, token_for
 

@@ -4,11 +4,11 @@ import asyncio
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
 
 from chat.core import services
 from chat.models import Room
 from tests.conftest import client_for
+from tests.db import database_sync_to_async
 from tests.factories import RoomFactory, UserFactory
 from tests.ws import Client, connect
 

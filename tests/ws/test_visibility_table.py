@@ -171,7 +171,7 @@ def test_http_lists_never_include_a_private_room_of_others(user: User) -> None:
 
 
 async def _unchanged(room: Room, message: Message) -> bool:
-    from channels.db import database_sync_to_async
+    from tests.db import database_sync_to_async
 
     @database_sync_to_async
     def check() -> bool:
