@@ -192,11 +192,11 @@ def post_phase(
 ) -> tuple[dict[str, Any], int]:  # fmt: skip
     """Send as `post` says, wait for delivery, and measure; `expected_before` (cumulative acks) is updated."""
     plan = ctx.plan
+    pool.call("begin_phase", {}, timeout=30)  # outside the measurement: a round trip to the workers
     send_bound = ctx.bound(post.get("duration", plan.burst_seconds))
     redis0 = redis_observation(ctx.redis_url, ctx.redis_prefix)["redis_cpu_s"]
     meter = Measurement(ctx.servers, pool)
     post = dict(post, ack_grace=ctx.bound(plan.drain_timeout))
-    pool.call("begin_phase", {}, timeout=30)
     posted = pool.call("post", {"post": post, "deadline_in": send_bound}, timeout=send_bound + post["ack_grace"] + 30,
                        desc=f"{label} send", total=expected_messages, slot=ACKED)  # fmt: skip
     for reply in posted:
