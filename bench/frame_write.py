@@ -81,11 +81,11 @@ async def clients(port: int, connections: int, expected_bytes: int, send_rounds:
         if n % 100 == 99:
             await asyncio.sleep(0.05)
     if send_rounds:
+        from mysite.serve import unmask
+
         await asyncio.sleep(1.0)  # every handshake answered
         mask = b"\x37\xfa\x21\x3d"
-        masked = (int.from_bytes(CLIENT_FRAME, "big") ^ int.from_bytes((mask * 64)[: len(CLIENT_FRAME)], "big")).to_bytes(
-            len(CLIENT_FRAME), "big"
-        )
+        masked = unmask(CLIENT_FRAME, mask)  # masking is the same XOR
         frame = bytes((0x81, 0x80 | 126)) + len(CLIENT_FRAME).to_bytes(2, "big") + mask + masked
         for _ in range(send_rounds):
             for transport in opened:

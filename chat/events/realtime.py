@@ -96,7 +96,7 @@ class _LoopState:
     # (and re-creates) in the database, and nothing else of this process.
     consumers: dict[str, Any] = field(default_factory=dict)
     # Heartbeats against changes of this process's rows (see RowGate).
-    rows: "RowGate" = field(default_factory=lambda: RowGate())
+    rows: RowGate = field(default_factory=RowGate)
     # When the heartbeat last started succeeding (monotonic); None while it fails.
     reachable_since: float | None = None
     # Online-status changes waiting to be sent, in order, and the task sending them.
