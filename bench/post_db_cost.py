@@ -1,19 +1,27 @@
-"""PostgreSQL's CPU per post: `python -m bench.post_db_cost [posts] [--variant SQL]... [--postgres-url URL]`.
+"""PostgreSQL's CPU per post: `python -m bench.post_db_cost [posts] [--rate R] [--variant SQL]... [--postgres-url URL]`.
 
 Posts N messages as rooms-100x10 does (100 rooms of 10 members, each post by the next
 member of the next room, through services.message_create), in a fresh scratch database
 whose tables were analyzed while empty, and prints the CPU PostgreSQL's backends used per
 post, from /proc: PostgreSQL must run on this machine. Each --variant is SQL run on the
-scratch database before the posts (an index or a constraint dropped), to measure what a
-schema change would save before making it.
+scratch database before the posts (an index or a constraint dropped, a setting of the
+database), to measure what a change would save before making it.
+
+It also prints the percentiles of one post's wall time: its flood-limit count in Redis and
+its statement, what a post waits for before its event is published. With --rate the
+posts are paced as a fixed-rate phase sends them (50/s in rate-100): on an idle machine
+each then waits for sleeping processes and a disk flush to wake, which back-to-back
+posts do not.
 """
 
 import argparse
 import os
 import time
+from array import array
 
 from bench.reconnect_db_cost import backend_cpu_seconds
 from bench.server import prepare_database
+from bench.stats import latency_summary
 
 DATABASE = "bench_post_db_cost"
 ROOMS = 100
@@ -23,6 +31,7 @@ MEMBERS = 10
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("posts", type=int, nargs="?", default=10_000)
+    parser.add_argument("--rate", type=float, default=0.0, help="posts per second, paced (default: back to back)")
     parser.add_argument("--variant", action="append", default=[], help="SQL run on the scratch database before posting")
     parser.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
@@ -32,6 +41,8 @@ def main() -> None:
 
     django.setup()
     import psycopg
+    from django.db import DEFAULT_DB_ALIAS, connections
+    from django.db.backends.postgresql.base import DatabaseWrapper
 
     from chat.core import services
     from chat.models import Membership, Room, User
@@ -45,14 +56,28 @@ def main() -> None:
         for sql in args.variant:
             admin.execute(sql)
         admin.execute("VACUUM ANALYZE")
-        before, started = backend_cpu_seconds(admin), time.monotonic()
+        database = connections[DEFAULT_DB_ALIAS]
+        assert isinstance(database, DatabaseWrapper)
+        database.close_pool()  # the posts' sessions start after the variants (a database's settings)
+        post_walls_ms, interval = array("f"), 1 / args.rate if args.rate else 0.0
+        before = backend_cpu_seconds(admin)
+        started = next_post = time.monotonic()
         for n in range(args.posts):
             room = n % ROOMS
             author = users[room * MEMBERS + (n // ROOMS) % MEMBERS]
+            began = time.monotonic()
             services.message_create(room_id=rooms[room].pk, author=author, text=f"message {n} " + "x" * 88)
+            post_walls_ms.append((time.monotonic() - began) * 1000)
+            next_post += interval
+            time.sleep(max(0.0, next_post - time.monotonic()))
         wall, cpu = time.monotonic() - started, backend_cpu_seconds(admin) - before
-    print(f"{args.posts} posts: PostgreSQL CPU ms per post {1000 * cpu / args.posts:.3f}; wall {1000 * wall / args.posts:.3f} ms each"
-          + (f" (variant: {'; '.join(args.variant)})" if args.variant else ""))  # fmt: skip
+    post_wall = latency_summary(post_walls_ms)
+    paced = f" at {args.rate:g}/s" if args.rate else ""
+    variant = f" (variant: {'; '.join(args.variant)})" if args.variant else ""
+    print(
+        f"{args.posts} posts{paced}: PostgreSQL CPU ms per post {1000 * cpu / args.posts:.3f}; wall {1000 * wall / args.posts:.3f} ms each;"
+        f" one post's wall ms p50 {post_wall['p50']}, p90 {post_wall['p90']}, p99 {post_wall['p99']}{variant}"
+    )
 
 
 if __name__ == "__main__":
