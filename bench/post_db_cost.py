@@ -9,9 +9,9 @@ database), to measure what a change would save before making it.
 
 It also prints the percentiles of one post's wall time: its flood-limit count in Redis and
 its statement, what a post waits for before its event is published. With --rate the
-posts are paced as a fixed-rate phase sends them (50/s in rate-100): on an idle machine
-each then waits for sleeping processes and a disk flush to wake, which back-to-back
-posts do not.
+posts are paced as a fixed-rate phase sends them (50/s in rate-100): each then wakes
+processes that had gone idle (this one, Redis, PostgreSQL), which back-to-back posts do
+not, and finds less of its work in the CPU's caches.
 """
 
 import argparse
