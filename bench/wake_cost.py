@@ -41,9 +41,9 @@ def main() -> None:
     parser.add_argument("--same-cpu", action="store_true", help="both processes on CPU 0 (default: CPUs 0 and 1)")
     args = parser.parse_args()
     echo_cpu = 0 if args.same_cpu else 1
-    needed = {0, echo_cpu}
-    if not needed <= os.sched_getaffinity(0):
-        parser.error(f"this process may not run on CPU {' and '.join(map(str, sorted(needed)))}")
+    missing = {0, echo_cpu} - os.sched_getaffinity(0)
+    if missing:
+        parser.error(f"this process may not run on CPU {' and '.join(map(str, sorted(missing)))}")
     ours, theirs = socket.socketpair()
     child = os.fork()
     if child == 0:
